@@ -1,0 +1,89 @@
+"""Read a platform from what a user points at: a Platform spec, a manifest file, or a folder.
+
+Whatever the input, the result is the Kubernetes objects of one cluster, so
+that a spec, its rendered folder and a ``kubectl get -o yaml`` dump of a real
+cluster are simulated the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gpuplane.model.errors import InputErrors, Location, SpecError
+from gpuplane.model.manifests import ObjectSet, errors_from_validation, objects_from_documents, yaml_files
+from gpuplane.model.platform.generate import generate_cluster_objects
+from gpuplane.model.platform.spec import API_VERSION, Platform
+from gpuplane.model.yamlio import Document, load_documents
+
+__all__ = ["LoadedPlatform", "load_platform", "load_platform_objects", "read_platform"]
+
+
+class LoadedPlatform:
+    """A Platform document with the parsed YAML it came from (for error locations)."""
+
+    def __init__(self, platform: Platform, document: Document) -> None:
+        self.platform = platform
+        self.document = document
+
+    @property
+    def source(self) -> str:
+        return self.document.source
+
+
+def _is_platform(data: object) -> bool:
+    return isinstance(data, dict) and data.get("kind") == "Platform"
+
+
+def read_platform(document: Document) -> LoadedPlatform:
+    """Validate one parsed Platform document; errors carry file, line and field."""
+    data = document.data
+    if data.get("apiVersion") != API_VERSION:
+        raise SpecError(problem=f"A Platform must have apiVersion {API_VERSION}.",
+                        location=document.locate(("apiVersion",)), value=data.get("apiVersion"),
+                        allowed=API_VERSION)
+    try:
+        platform = Platform.model_validate(data)
+    except ValidationError as error:
+        raise InputErrors(errors_from_validation(error, document, (), kind="Platform",
+                                                 error_type=SpecError)) from None
+    return LoadedPlatform(platform, document)
+
+
+def load_platform(path: Path) -> LoadedPlatform:
+    """Read a file that holds one Platform document."""
+    documents = load_documents(path, error=SpecError)
+    platforms = [d for d in documents if _is_platform(d.data)]
+    if len(platforms) != 1:
+        raise SpecError(problem=f"Expected exactly one Platform document, found {len(platforms)}.",
+                        location=Location(source=str(path)),
+                        hint="Put one `kind: Platform` document in the file.")
+    return read_platform(platforms[0])
+
+
+def load_platform_objects(path: Path, *, cluster: str | None = None) -> ObjectSet:
+    """Return the objects of one cluster from a Platform spec, a manifest file or a folder.
+
+    A file whose documents include a Platform is a spec (other documents in it
+    are added as manifests); anything else is read as Kubernetes manifests.
+    """
+    if not path.exists():
+        raise SpecError(problem="The path does not exist.", location=Location(source=str(path)),
+                        hint="Pass a Platform spec, a manifest file, or a folder of manifests.")
+    documents: list[Document] = []
+    for file in yaml_files(path):
+        documents.extend(load_documents(file))
+    platforms = [d for d in documents if _is_platform(d.data)]
+    others = [d for d in documents if not _is_platform(d.data)]
+    result = ObjectSet()
+    if len(platforms) > 1:
+        raise SpecError(problem=f"Found {len(platforms)} Platform documents; gpuplane reads one at a time.",
+                        location=Location(source=platforms[1].source, line=None),
+                        hint="Pass one Platform file.")
+    if platforms:
+        loaded = read_platform(platforms[0])
+        result.extend(generate_cluster_objects(loaded.platform, cluster, document=loaded.document))
+    if others:
+        result.extend(objects_from_documents(others))
+    return result

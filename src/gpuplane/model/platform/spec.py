@@ -1,0 +1,309 @@
+"""The ``Platform`` document (``gpuplane.dev/v1alpha1``): one description of a shared GPU platform.
+
+A Platform lists clusters with their node pools, the ResourceFlavors those
+pools form, cohorts, priority classes and tenants with their quotas and
+policies. :mod:`gpuplane.model.platform.generate` turns it into the
+Kubernetes objects that run it; everything else in gpuplane reads those
+objects, so a simulation of the spec is a simulation of what is deployed.
+
+Field names follow Kubernetes and Kueue wherever a concept exists there
+(``nominalQuota``, ``borrowingLimit``, ``queueingStrategy``, ``preemption``).
+Unknown fields are errors, so a typo in a quota is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from gpuplane.model.objects.base import QuantityValue
+from gpuplane.model.objects.core import LabelSelector, Taint, Toleration
+from gpuplane.model.objects.kueue import FlavorFungibility, Preemption
+
+__all__ = [
+    "API_VERSION",
+    "ClusterSpec",
+    "CohortSpec",
+    "FlavorSpec",
+    "GpuSpec",
+    "NodePool",
+    "Owner",
+    "Platform",
+    "PlatformSpec",
+    "PriorityClassSpec",
+    "ResourceQuotaSpec",
+    "ServingSpec",
+    "Tenant",
+    "TenantQuota",
+]
+
+API_VERSION = "gpuplane.dev/v1alpha1"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class SpecModel(BaseModel):
+    """Base of the Platform document: camelCase names, unknown fields rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              arbitrary_types_allowed=True, serialize_by_alias=True)
+
+
+def _dns_label(value: str, what: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid DNS label: use at most 63 lower-case "
+                         "letters, digits and '-', starting and ending with a letter or digit")
+    return value
+
+
+class GpuSpec(SpecModel):
+    """The accelerators of each node in a pool."""
+
+    count: int = Field(ge=0, description="Devices per node.")
+    model: str = Field(default="", description="Product name, e.g. A100-SXM4-80GB, H100-SXM5-80GB, MI300X.")
+    resource: str = Field(default="nvidia.com/gpu", description="Extended resource name the device plugin "
+                          "advertises (amd.com/gpu for AMD).")
+    memory: QuantityValue | None = Field(default=None, description="Memory per device, e.g. 80Gi.")
+
+
+class NodePool(SpecModel):
+    """Identical nodes: their count, allocatable resources, labels and taints."""
+
+    name: str
+    count: int = Field(ge=0)
+    cpu: QuantityValue = Field(description="Allocatable CPU per node.")
+    memory: QuantityValue = Field(description="Allocatable memory per node.")
+    pods: int = Field(default=110, ge=1)
+    gpu: GpuSpec | None = None
+    flavor: str | None = Field(default=None, description="ResourceFlavor these nodes form; defaults "
+                               "to the pool name.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+    devices: dict[str, object] = Field(default_factory=dict, description="DRA inventory of each node "
+                                       "(GPUs, NICs, MIG layout); read by the device inventory module.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _dns_label(value, "node pool name")
+
+    @property
+    def flavor_name(self) -> str:
+        return self.flavor or self.name
+
+
+class ClusterSpec(SpecModel):
+    name: str
+    provider: Literal["onprem", "aws", "gcp", "azure", "other"] = "onprem"
+    region: str | None = None
+    node_pools: list[NodePool] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _dns_label(value, "cluster name")
+
+
+class FlavorSpec(SpecModel):
+    """A ResourceFlavor; without one, each pool's flavor gets the pool's distinguishing label."""
+
+    name: str
+    node_labels: dict[str, str] = Field(default_factory=dict)
+    node_taints: list[Taint] = Field(default_factory=list)
+    tolerations: list[Toleration] = Field(default_factory=list)
+
+
+class ResourceQuotaSpec(SpecModel):
+    nominal_quota: QuantityValue
+    borrowing_limit: QuantityValue | None = None
+    lending_limit: QuantityValue | None = None
+
+
+class TenantQuota(SpecModel):
+    """Quota in one flavor; the order of a tenant's quotas is the order flavors are tried."""
+
+    flavor: str
+    resources: dict[str, ResourceQuotaSpec] = Field(min_length=1)
+
+
+class CohortSpec(SpecModel):
+    name: str
+    parent: str | None = None
+    quotas: list[TenantQuota] = Field(default_factory=list, description="Extra capacity owned by the cohort.")
+    fair_sharing_weight: QuantityValue | None = None
+
+
+class PriorityClassSpec(SpecModel):
+    """Rendered as a Kueue WorkloadPriorityClass (and a PriorityClass for pods)."""
+
+    name: str
+    value: int
+    description: str = ""
+    preemption_policy: Literal["PreemptLowerPriority", "Never"] = "PreemptLowerPriority"
+
+
+class Owner(SpecModel):
+    kind: Literal["User", "Group", "ServiceAccount"] = "Group"
+    name: str
+    role: Literal["admin", "edit", "view"] = "admin"
+
+
+class DisruptionBudget(SpecModel):
+    min_available: int | str | None = None
+    max_unavailable: int | str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DisruptionBudget:
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("set exactly one of minAvailable and maxUnavailable")
+        return self
+
+
+class ServingSpec(SpecModel):
+    """An inference Deployment the tenant runs, with its disruption budget."""
+
+    name: str
+    replicas: int = Field(ge=0)
+    gpus_per_replica: int = Field(default=1, ge=0)
+    image: str = ""
+    disruption_budget: DisruptionBudget | None = None
+    priority_class: str | None = None
+
+
+class JobTemplate(SpecModel):
+    """A golden-path job users start from: image, size and queue already right."""
+
+    name: str
+    image: str
+    gpus_per_pod: int = Field(default=1, ge=0)
+    pods: int = Field(default=1, ge=1)
+    cpu: QuantityValue | None = None
+    memory: QuantityValue | None = None
+    priority_class: str | None = None
+    termination_grace_period_seconds: int | None = None
+    checkpoint_write_seconds: int | None = None
+
+
+class Tenant(SpecModel):
+    """A team or project: namespaces, queues, quotas and guardrails."""
+
+    name: str
+    isolation: Literal["namespace", "vcluster"] = "namespace"
+    namespaces: list[str] = Field(default_factory=list, description="Defaults to one namespace named "
+                                  "after the tenant.")
+    owners: list[Owner] = Field(default_factory=list)
+    cluster: str | None = Field(default=None, description="Cluster the tenant lives on; defaults to "
+                                "the only cluster.")
+    cluster_queue: str | None = None
+    local_queue: str = "default"
+    cohort: str | None = None
+    queueing_strategy: Literal["StrictFIFO", "BestEffortFIFO"] = "BestEffortFIFO"
+    preemption: Preemption | None = None
+    flavor_fungibility: FlavorFungibility | None = None
+    fair_sharing_weight: QuantityValue | None = None
+    quotas: list[TenantQuota] = Field(default_factory=list)
+    priority_class: str | None = Field(default=None, description="Priority class of jobs that name none.")
+    allowed_priority_classes: list[str] = Field(default_factory=list)
+    allowed_device_classes: list[str] = Field(default_factory=list)
+    allowed_registries: list[str] = Field(default_factory=list)
+    max_gpus_per_pod: int | None = Field(default=None, ge=0)
+    serving: list[ServingSpec] = Field(default_factory=list)
+    job_templates: list[JobTemplate] = Field(default_factory=list)
+    crds: dict[str, str] = Field(default_factory=dict, description="CRD group to the version the tenant "
+                                 "needs; namespace tenants of one cluster must agree.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    cost_center: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _dns_label(value, "tenant name")
+
+    @property
+    def namespace_names(self) -> list[str]:
+        return self.namespaces or [self.name]
+
+    @property
+    def cluster_queue_name(self) -> str:
+        return self.cluster_queue or self.name
+
+
+class PlatformSpec(SpecModel):
+    kubernetes_version: str = "1.35"
+    clusters: list[ClusterSpec] = Field(min_length=1)
+    flavors: list[FlavorSpec] = Field(default_factory=list)
+    cohorts: list[CohortSpec] = Field(default_factory=list)
+    priority_classes: list[PriorityClassSpec] = Field(default_factory=list)
+    tenants: list[Tenant] = Field(default_factory=list)
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Extra selector every ClusterQueue gets; by default each ClusterQueue "
+        "selects its tenant's namespaces by the gpuplane.dev/tenant label.")
+
+    @model_validator(mode="after")
+    def _references(self) -> PlatformSpec:
+        clusters = {c.name for c in self.clusters}
+        _unique("cluster", [c.name for c in self.clusters])
+        _unique("tenant", [t.name for t in self.tenants])
+        _unique("cohort", [c.name for c in self.cohorts])
+        _unique("priority class", [p.name for p in self.priority_classes])
+        flavors = {f.name for f in self.flavors} | {p.flavor_name for c in self.clusters for p in c.node_pools}
+        cohorts = {c.name for c in self.cohorts}
+        priorities = {p.name for p in self.priority_classes}
+        for tenant in self.tenants:
+            if tenant.cluster is not None and tenant.cluster not in clusters:
+                raise ValueError(f"tenant {tenant.name!r} names cluster {tenant.cluster!r}, which is not "
+                                 f"defined; defined clusters: {sorted(clusters)}")
+            if tenant.cluster is None and len(clusters) > 1:
+                raise ValueError(f"tenant {tenant.name!r} must name its cluster: the platform has "
+                                 f"{len(clusters)} clusters")
+            for quota in tenant.quotas:
+                if quota.flavor not in flavors:
+                    raise ValueError(f"tenant {tenant.name!r} has a quota in flavor {quota.flavor!r}, which "
+                                     f"no node pool or flavor defines; defined flavors: {sorted(flavors)}")
+            if tenant.cohort is not None and tenant.cohort not in cohorts:
+                cohorts.add(tenant.cohort)
+            if tenant.priority_class is not None and tenant.priority_class not in priorities:
+                raise ValueError(f"tenant {tenant.name!r} uses priority class {tenant.priority_class!r}, which "
+                                 f"is not defined; defined: {sorted(priorities)}")
+        for cohort in self.cohorts:
+            if cohort.parent is not None and cohort.parent not in cohorts:
+                raise ValueError(f"cohort {cohort.name!r} names parent {cohort.parent!r}, which is not defined")
+        return self
+
+    def cluster(self, name: str | None = None) -> ClusterSpec:
+        """Return the named cluster, or the only one."""
+        if name is None:
+            if len(self.clusters) != 1:
+                raise ValueError(f"the platform has {len(self.clusters)} clusters; choose one of "
+                                 f"{[c.name for c in self.clusters]}")
+            return self.clusters[0]
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise ValueError(f"cluster {name!r} is not defined; defined: {[c.name for c in self.clusters]}")
+
+    def tenants_of(self, cluster: str) -> list[Tenant]:
+        return [t for t in self.tenants if (t.cluster or self.clusters[0].name) == cluster]
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is defined twice")
+        seen.add(name)
+
+
+class PlatformMetadata(SpecModel):
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Platform(SpecModel):
+    api_version: Literal["gpuplane.dev/v1alpha1"]
+    kind: Literal["Platform"]
+    metadata: PlatformMetadata
+    spec: PlatformSpec
