@@ -16,20 +16,19 @@ nominal quota is skipped, so a victim's queue is never pushed below nominal.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gpuplane.decisions.quota.flavors import Assignment, PreemptionMode
 from gpuplane.decisions.quota.state import ClusterQueue, ClusterState
 from gpuplane.decisions.quota.tree import (
     CohortNode,
     FlavorResource,
-    add_usage_map,
     cluster_queue_available,
     find_height_of_lowest_subtree_that_fits,
     is_within_nominal,
     quantities_fit_in_quota,
-    remove_usage_map,
 )
 from gpuplane.decisions.quota.workload import Workload
 
@@ -123,10 +122,16 @@ def candidate_order(queue_name: str, now: float,
     return key
 
 
+class PreemptionStrategy(Protocol):
+    """Another way to pick victims (fair sharing) that replaces the classical one."""
+
+    def targets(self, preemptor: Preemptor, context: PreemptionContext) -> list[Target]: ...
+
+
 class Preemptor:
     """Finds preemption targets against the cycle's state (classical or fair sharing)."""
 
-    def __init__(self, state: ClusterState, *, fair_sharing: FairSharingPreemption | None = None,
+    def __init__(self, state: ClusterState, *, fair_sharing: PreemptionStrategy | None = None,
                  afs_usage: Callable[[Workload], float] | None = None) -> None:
         self.state = state
         self.fair_sharing = fair_sharing
@@ -314,23 +319,3 @@ class Preemptor:
             assert isinstance(child_queue, ClusterQueue)
             if not is_within_nominal(child_queue, context.contested):
                 result.extend(self._from_queue(child_queue, subtree_root, context, advantage))
-
-
-class FairSharingPreemption:
-    """Fair-sharing preemption strategy; see :mod:`gpuplane.decisions.quota.fairsharing`."""
-
-    def targets(self, preemptor: Preemptor, context: PreemptionContext) -> list[Target]:
-        raise NotImplementedError
-
-
-def apply_usage(state: ClusterState, queue: ClusterQueue, usage: Mapping[FlavorResource, int], sign: int) -> None:
-    """Add (``sign`` 1) or remove (-1) usage on a queue without touching its workload list."""
-    if sign > 0:
-        add_usage_map(queue, usage)
-    else:
-        remove_usage_map(queue, usage)
-
-
-def workloads_of(queues: Iterable[ClusterQueue]) -> Iterator[Workload]:
-    for queue in queues:
-        yield from queue.workloads.values()

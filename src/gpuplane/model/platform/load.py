@@ -12,7 +12,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gpuplane.model.errors import InputErrors, Location, SpecError
-from gpuplane.model.manifests import ObjectSet, errors_from_validation, objects_from_documents, yaml_files
+from gpuplane.model.manifests import (
+    ObjectSet,
+    errors_from_validation,
+    objects_from_documents,
+    yaml_files,
+)
 from gpuplane.model.platform.generate import generate_cluster_objects
 from gpuplane.model.platform.spec import API_VERSION, Platform
 from gpuplane.model.yamlio import Document, load_documents
