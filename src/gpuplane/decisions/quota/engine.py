@@ -191,6 +191,10 @@ class KueueEngine:
             return 0.0
         return self.afs.score(workload.local_queue)
 
+    def has_heads(self) -> bool:
+        """Tell whether some active ClusterQueue has a workload to pop (a cycle would do something)."""
+        return self.queues.has_heads(self.scheduler.queue_active)
+
     def schedule_cycle(self, *, now: float) -> CycleResult:
         result = self.scheduler.schedule(now)
         for entry in result.entries:

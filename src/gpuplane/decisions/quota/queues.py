@@ -92,7 +92,19 @@ class ClusterQueueQueue:
         self._where: dict[str, _Where] = {}
         self._alone: dict[str, Workload] = {}
         self.sticky: str | None = None
-        self.active_count = 0
+        self._active_count = 0
+        self.on_active_change: Callable[[str, bool], None] | None = None
+
+    @property
+    def active_count(self) -> int:
+        return self._active_count
+
+    @active_count.setter
+    def active_count(self, value: int) -> None:
+        before = self._active_count > 0
+        self._active_count = value
+        if (value > 0) != before and self.on_active_change is not None:
+            self.on_active_change(self.name, value > 0)
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -309,9 +321,22 @@ class QueueManager:
 
     def __init__(self) -> None:
         self.queues: dict[str, ClusterQueueQueue] = {}
+        self._with_active: dict[str, None] = {}
 
     def add_queue(self, queue: ClusterQueueQueue) -> None:
         self.queues[queue.name] = queue
+        queue.on_active_change = self._active_changed
+        if queue.has_active():
+            self._with_active[queue.name] = None
+
+    def _active_changed(self, name: str, has_active: bool) -> None:
+        if has_active:
+            self._with_active[name] = None
+        else:
+            self._with_active.pop(name, None)
+
+    def has_heads(self, active: Callable[[str], bool]) -> bool:
+        return any(active(name) for name in self._with_active)
 
     def queue_of(self, workload: Workload) -> ClusterQueueQueue:
         return self.queues[workload.cluster_queue]
@@ -319,10 +344,10 @@ class QueueManager:
     def heads(self, active: Callable[[str], bool]) -> list[Workload]:
         """Pop one head from every active ClusterQueue that has one."""
         found = []
-        for name, queue in self.queues.items():
-            if not queue.has_active() or not active(name):
+        for name in list(self._with_active):
+            if not active(name):
                 continue
-            head = queue.pop()
+            head = self.queues[name].pop()
             if head is not None:
                 found.append(head)
         return found

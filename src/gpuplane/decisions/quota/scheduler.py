@@ -129,7 +129,7 @@ class Scheduler:
     def fair_sharing(self) -> bool:
         return self.preemptor.fair_sharing is not None
 
-    def _queue_active(self, name: str) -> bool:
+    def queue_active(self, name: str) -> bool:
         queue = self.state.cluster_queues.get(name)
         return queue is not None and queue.active
 
@@ -139,7 +139,7 @@ class Scheduler:
         """Run one scheduling cycle at time ``now``."""
         self.cycle_number += 1
         self.preemptor.now = now
-        heads = self.queues.heads(self._queue_active)
+        heads = self.queues.heads(self.queue_active)
         if not heads:
             return CycleResult(self.cycle_number, [], False)
 

@@ -151,6 +151,7 @@ class Workload:
         local_queue: str = "",
         uid: str | None = None,
         payload: Any = None,
+        pod_set_shapes: tuple[Any, ...] | None = None,
     ) -> None:
         self.key = key
         self.namespace = key.split("/", 1)[0] if "/" in key else ""
@@ -173,7 +174,9 @@ class Workload:
         self.requeue_at: float | None = None
         self.requeue_count = 0
         self.admission_checks: dict[str, CheckState] = {}
-        self.shape = (priority, tuple(ps.shape() for ps in self.pod_sets))
+        if pod_set_shapes is None:
+            pod_set_shapes = tuple(ps.shape() for ps in self.pod_sets)
+        self.shape = (priority, pod_set_shapes)
 
     def __repr__(self) -> str:
         return f"Workload({self.key!r}, {self.phase.value})"

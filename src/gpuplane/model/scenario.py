@@ -1,0 +1,197 @@
+"""The ``Scenario`` document (``gpuplane.dev/v1alpha1``): what a simulation needs beyond objects.
+
+Kubernetes objects say what the platform is. A scenario says how a trace maps
+onto it (which LocalQueue each trace tenant submits to), which Kueue
+configuration runs it (fair sharing, admission fair sharing,
+``waitForPodsReady``, feature gates), how pods are placed and shut down, and
+which resource the results account in.
+
+Every field has Kueue's or Kubernetes' default, so an empty spec is valid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from gpuplane.model.errors import InputErrors, Location, SpecError
+from gpuplane.model.manifests import errors_from_validation
+from gpuplane.model.yamlio import load_documents
+
+__all__ = [
+    "KueueConfiguration",
+    "Scenario",
+    "ScenarioSpec",
+    "load_scenario",
+    "parse_duration",
+]
+
+
+def parse_duration(text: object) -> float:
+    """Parse a Go duration (``90s``, ``30m``, ``1h30m``, ``500ms``) or plain seconds into seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration")
+    if isinstance(text, int | float):
+        return float(text)
+    value = str(text).strip()
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    total, number, index = 0.0, "", 0
+    if not value:
+        raise ValueError("an empty string is not a duration")
+    while index < len(value):
+        char = value[index]
+        if char.isdigit() or char == ".":
+            number += char
+            index += 1
+            continue
+        unit = "ms" if value[index:index + 2] == "ms" else char
+        if unit not in units or not number:
+            raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h30m")
+        total += float(number) * units[unit]
+        number = ""
+        index += len(unit)
+    if number:
+        if total == 0.0:
+            return float(number)
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h30m: a unit is missing")
+    return total
+
+
+class ScenarioModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              serialize_by_alias=True)
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+class FairSharingConfig(ScenarioModel):
+    preemption_strategies: list[Literal["LessThanOrEqualToFinalShare", "LessThanInitialShare"]] = Field(
+        default_factory=lambda: ["LessThanOrEqualToFinalShare", "LessThanInitialShare"])
+
+    @field_validator("preemption_strategies")
+    @classmethod
+    def _valid_combination(cls, value: list[str]) -> list[str]:
+        allowed = (["LessThanOrEqualToFinalShare"], ["LessThanInitialShare"],
+                   ["LessThanOrEqualToFinalShare", "LessThanInitialShare"])
+        if value not in [list(a) for a in allowed]:
+            raise ValueError("preemptionStrategies must be [LessThanOrEqualToFinalShare], [LessThanInitialShare] "
+                             "or [LessThanOrEqualToFinalShare, LessThanInitialShare]")
+        return value
+
+
+class AdmissionFairSharingConfig(ScenarioModel):
+    usage_half_life_time: float = 0.0
+    usage_sampling_interval: float = 300.0
+    resource_weights: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("usage_half_life_time", "usage_sampling_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float:
+        return _duration(value)
+
+
+class RequeuingStrategy(ScenarioModel):
+    timestamp: Literal["Eviction", "Creation"] = "Eviction"
+    backoff_limit_count: int | None = Field(default=None, ge=0)
+    backoff_base_seconds: int = Field(default=60, ge=0)
+    backoff_max_seconds: int = Field(default=3600, ge=0)
+
+
+class WaitForPodsReady(ScenarioModel):
+    """Evict workloads whose pods are not all running within ``timeout`` of admission."""
+
+    timeout: float = 1800.0
+    recovery_timeout: float | None = None
+    block_admission: bool = False
+    requeuing_strategy: RequeuingStrategy = Field(default_factory=RequeuingStrategy)
+
+    @field_validator("timeout", "recovery_timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float | None:
+        return None if value is None else _duration(value)
+
+
+class KueueConfiguration(ScenarioModel):
+    """The parts of ``config.kueue.x-k8s.io/v1beta2`` Configuration that change admission results.
+
+    As in Kueue v1beta2, fair sharing is on when its block is present and
+    ``waitForPodsReady`` is on by default (turn it off with the
+    ``DisableWaitForPodsReady`` feature gate, as Kueue does).
+    """
+
+    fair_sharing: FairSharingConfig | None = None
+    admission_fair_sharing: AdmissionFairSharingConfig | None = None
+    wait_for_pods_ready: WaitForPodsReady = Field(default_factory=WaitForPodsReady)
+    feature_gates: dict[str, bool] = Field(default_factory=dict)
+
+    @property
+    def wait_for_pods_ready_enabled(self) -> bool:
+        return not self.feature_gates.get("DisableWaitForPodsReady", False)
+
+
+class TraceSource(ScenarioModel):
+    path: str | None = None
+    format: Literal["auto", "philly", "native", "alibaba-openb"] = "auto"
+    gpus_per_node: int = Field(default=8, ge=1, description="Largest pod a trace job is split into, in GPUs.")
+
+
+class TenantMapping(ScenarioModel):
+    """Which LocalQueue (``namespace/name``) each trace tenant submits to."""
+
+    tenants: dict[str, str] = Field(default_factory=dict)
+    default: str | None = Field(default=None, description="LocalQueue of tenants not listed; without it an "
+                                "unlisted tenant is an error.")
+
+
+class Placement(ScenarioModel):
+    scoring_strategy: Literal["LeastAllocated", "MostAllocated"] = "LeastAllocated"
+
+
+class Pods(ScenarioModel):
+    termination_grace_period_seconds: float = Field(default=0.0, ge=0, description="Seconds a preempted or "
+                                                    "evicted pod keeps its node and quota after SIGTERM.")
+
+
+class ScenarioSpec(ScenarioModel):
+    trace: TraceSource = Field(default_factory=TraceSource)
+    tenant_mapping: TenantMapping = Field(default_factory=TenantMapping)
+    kueue: KueueConfiguration = Field(default_factory=KueueConfiguration)
+    placement: Placement = Field(default_factory=Placement)
+    pods: Pods = Field(default_factory=Pods)
+    accounting_resource: str = Field(default="nvidia.com/gpu", description="Resource the per-tenant results "
+                                     "count (GPU-hours, borrowed GPU-hours).")
+    until: float | None = Field(default=None, description="Stop the simulation at this time (seconds after "
+                                "the first submission); by default it runs until every job is done.")
+
+
+class ScenarioMetadata(ScenarioModel):
+    name: str
+
+
+class Scenario(ScenarioModel):
+    api_version: Literal["gpuplane.dev/v1alpha1"] = "gpuplane.dev/v1alpha1"
+    kind: Literal["Scenario"] = "Scenario"
+    metadata: ScenarioMetadata = Field(default_factory=lambda: ScenarioMetadata(name="default"))
+    spec: ScenarioSpec = Field(default_factory=ScenarioSpec)
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read a file holding one Scenario document; errors carry file, line and field."""
+    documents = [d for d in load_documents(path, error=SpecError)
+                 if isinstance(d.data, dict) and d.data.get("kind") == "Scenario"]
+    if len(documents) != 1:
+        raise SpecError(problem=f"Expected exactly one Scenario document, found {len(documents)}.",
+                        location=Location(source=str(path)), hint="Put one `kind: Scenario` document in the file.")
+    document = documents[0]
+    try:
+        return Scenario.model_validate(document.data)
+    except ValidationError as error:
+        raise InputErrors(errors_from_validation(error, document, (), kind="Scenario", error_type=SpecError)) from None
