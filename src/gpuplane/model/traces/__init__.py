@@ -1,0 +1,24 @@
+"""Trace adapters: real workload traces as :class:`~gpuplane.model.trace.Trace` records.
+
+Every reader raises :class:`~gpuplane.model.errors.TraceError` with the file,
+line, column and value of the first invalid cell, and records in
+``Trace.notes`` what it dropped or changed.
+"""
+
+from __future__ import annotations
+
+from gpuplane.model.traces.philly import (
+    bundled_philly_path,
+    bundled_philly_vc_sizes,
+    load_philly,
+    load_philly_vc_sizes,
+    split_gpus,
+)
+
+__all__ = [
+    "bundled_philly_path",
+    "bundled_philly_vc_sizes",
+    "load_philly",
+    "load_philly_vc_sizes",
+    "split_gpus",
+]
