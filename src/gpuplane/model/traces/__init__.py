@@ -14,11 +14,13 @@ from gpuplane.model.traces.philly import (
     load_philly_vc_sizes,
     split_gpus,
 )
+from gpuplane.model.traces.tenants import map_tenants
 
 __all__ = [
     "bundled_philly_path",
     "bundled_philly_vc_sizes",
     "load_philly",
     "load_philly_vc_sizes",
+    "map_tenants",
     "split_gpus",
 ]
