@@ -7,6 +7,7 @@ line, column and value of the first invalid cell, and records in
 
 from __future__ import annotations
 
+from gpuplane.model.traces.alibaba import load_alibaba_openb
 from gpuplane.model.traces.philly import (
     bundled_philly_path,
     bundled_philly_vc_sizes,
@@ -19,6 +20,7 @@ from gpuplane.model.traces.tenants import map_tenants
 __all__ = [
     "bundled_philly_path",
     "bundled_philly_vc_sizes",
+    "load_alibaba_openb",
     "load_philly",
     "load_philly_vc_sizes",
     "map_tenants",
