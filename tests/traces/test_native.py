@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -14,8 +15,17 @@ from gpuplane.model.traces import load_native, native_frame, write_native
 
 from .conftest import WriteText
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "traces.md"
 HEADER = "id,submit_time,duration,tenant,pods,gpus_per_pod\n"
 GIB = 2**30
+
+
+def _docs_example() -> str:
+    """Return the CSV example that docs/traces.md gives for the native format."""
+    text = DOCS.read_text(encoding="utf-8")
+    match = re.search(r"<!-- native-example -->\s*```csv\n(.*?)```", text, re.DOTALL)
+    assert match is not None, "docs/traces.md lost its native-example block"
+    return match.group(1)
 
 
 def _mixed_trace() -> Trace:
@@ -76,6 +86,33 @@ def test_writer_rejects_unknown_extension(tmp_path: Path) -> None:
     with pytest.raises(TraceError) as caught:
         write_native(_mixed_trace(), tmp_path / "trace.txt")
     assert caught.value.allowed == ".csv, .csv.gz, .parquet or .pq"
+
+
+def test_docs_example_loads(write_text: WriteText) -> None:
+    trace = load_native(write_text("example.csv", _docs_example()))
+    jobs = {job.id: job for job in trace.jobs}
+    assert [job.id for job in trace.jobs] == ["train-001", "train-002", "notebook-17", "dra-004",
+                                              "jobset-9"]
+    assert trace.start == "2025-03-03T09:00:00+00:00"
+    assert jobs["train-002"].submit_time == 330
+    assert jobs["train-001"].pod_sets[0].gpu_models == ("A100-SXM4-80GB", "H100-SXM5-80GB")
+    assert jobs["train-002"].pod_sets[0].min_count == 2
+    assert jobs["notebook-17"].pod_sets[0].requests == {
+        "cpu": 4000, "memory": 32 * GIB, "nvidia.com/mig-1g.10gb": 1}
+    assert jobs["notebook-17"].queue is None
+    assert jobs["dra-004"].pod_sets[0].claims == ("single-gpu",)
+
+
+def test_docs_example_multi_pod_sets(write_text: WriteText) -> None:
+    trace = load_native(write_text("example.csv", _docs_example()))
+    job = next(job for job in trace.jobs if job.id == "jobset-9")
+    assert job.priority_class == "low"
+    assert job.pod_sets == (
+        TracePodSet("launcher", 1, {"cpu": 2000, "memory": 4 * GIB}),
+        TracePodSet("workers", 4, {"nvidia.com/gpu": 8, "cpu": 48_000, "memory": 512 * GIB},
+                    min_count=2, gpu_models=("H100-SXM5-80GB",)),
+    )
+    assert job.gpu_count() == 32
 
 
 def test_parquet_list_of_structs_pod_sets(tmp_path: Path) -> None:
