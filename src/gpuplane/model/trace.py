@@ -25,6 +25,8 @@ class TracePodSet:
     min_count: int | None = None
     claims: tuple[str, ...] = ()
     """Names of ResourceClaimTemplates each pod gets a claim from (DRA); empty for none."""
+    gpu_models: tuple[str, ...] = ()
+    """GPU models a node must have to run these pods, sorted; empty means any model."""
 
 
 @dataclass(frozen=True, slots=True)
