@@ -22,7 +22,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, MantissaNoDotYAML1_1Warning
+from ruamel.yaml.error import MantissaNoDotYAML1_1Warning, MarkedYAMLError
 from ruamel.yaml.representer import RoundTripRepresenter
 
 from gpuplane.model.errors import InputError, Location, ManifestError

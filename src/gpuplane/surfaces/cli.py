@@ -49,6 +49,30 @@ def conformance_kueue(
     raise typer.Exit(exit_code(results))
 
 
+PolicyEngineOption = Annotated[str, typer.Option(
+    "--policy-engine", help="How guardrails are rendered: vap (ValidatingAdmissionPolicy and Binding, "
+    "native since Kubernetes 1.30) or kyverno (Kyverno ValidatingPolicy, policies.kyverno.io/v1).")]
+
+
+@app.command("render")
+def render(
+    spec: Annotated[Path, typer.Argument(help="A Platform spec (YAML).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write; it is replaced whole.")],
+    policy_engine: PolicyEngineOption = "vap",
+) -> None:
+    """Render a Platform into one validated kustomize tree per cluster."""
+    from gpuplane.model.platform.guardrails import POLICY_ENGINES
+    from gpuplane.surfaces.render import render_spec
+
+    if policy_engine not in POLICY_ENGINES:
+        raise typer.BadParameter(f"{policy_engine!r} is not a policy engine; use one of "
+                                 f"{', '.join(POLICY_ENGINES)}", param_hint="--policy-engine")
+    summary = render_spec(spec, output, engine=policy_engine)
+    kinds = ", ".join(f"{count} {kind}" for kind, count in summary.objects.items())
+    typer.echo(f"wrote {summary.files} files to {output}: {kinds}")
+    typer.echo(f"validated {summary.validated} objects against Kubernetes and vendored CRD schemas")
+
+
 def main() -> None:
     """Console entry point: run the app and turn input mistakes into clean messages."""
     try:
