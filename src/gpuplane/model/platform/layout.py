@@ -18,7 +18,6 @@ gives the same bytes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,7 @@ from gpuplane.model.platform.guardrails import (
     platform_guardrails,
     tenant_guardrails,
 )
-from gpuplane.model.platform.rendered import MANAGED_BY, Manifest, manifest_from_object
+from gpuplane.model.platform.rendered import MANAGED_BY, Manifest, manifest_from_object, parse_field
 from gpuplane.model.platform.spec import ClusterSpec, Platform, Tenant
 from gpuplane.model.platform.tenancy import gpu_resource, job_template_manifests, tenant_manifests
 from gpuplane.model.platform.vcluster import vcluster_values
@@ -59,7 +58,6 @@ _FILE_OF_KIND = {
 # The DRA driver that publishes the devices of each extended resource's vendor.
 _DRIVERS = {"nvidia.com/gpu": "gpu.nvidia.com", "amd.com/gpu": "gpu.amd.com"}
 _KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 @dataclass(slots=True)
@@ -96,12 +94,6 @@ def _sort_key(manifest: Manifest) -> tuple[int, str, str]:
     return order, manifest.namespace or "", manifest.name
 
 
-def _parse_field(text: str | None) -> FieldPath:
-    if not text:
-        return ()
-    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(text))
-
-
 def render_platform(platform: Platform, *, document: Document | None = None,
                     engine: PolicyEngine = "vap") -> RenderedTree:
     """Return every file of the rendered tree of ``platform``."""
@@ -129,7 +121,7 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
         if isinstance(obj, Node):
             continue
         location = generated.locations.get(id(obj))
-        path = _parse_field(location.field) if location is not None else ()
+        path = parse_field(location.field) if location is not None else ()
         manifest = manifest_from_object(obj, document=document, path=path, cluster=cluster.name)
         owner = namespace_owner.get(manifest.name if manifest.kind == "Namespace" else manifest.namespace or "")
         folder = f"{root}/tenants/{owner}" if owner else f"{root}/platform"

@@ -9,6 +9,7 @@ of the spec that produced it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +17,10 @@ from gpuplane.model.errors import Location
 from gpuplane.model.objects.base import TypedObject
 from gpuplane.model.yamlio import Document, FieldPath, format_path
 
-__all__ = ["MANAGED_BY", "Manifest", "manifest_from_object", "object_key"]
+__all__ = ["MANAGED_BY", "Manifest", "manifest_from_object", "object_key", "parse_field"]
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gpuplane"}
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 @dataclass(slots=True)
@@ -93,6 +95,13 @@ class Manifest:
         found = self.document.locate(spec_path)
         return Location(source=found.source, line=found.line, column=found.column,
                         field=format_path(spec_path) if best >= 0 else found.field)
+
+
+def parse_field(text: str | None) -> FieldPath:
+    """Parse a dotted field path such as ``spec.tenants[2].quotas`` back into its parts."""
+    if not text:
+        return ()
+    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(text))
 
 
 def object_key(data: dict[str, Any]) -> str:
