@@ -137,4 +137,4 @@ def main() -> None:
 
 def print_input_error(error: InputError) -> None:
     stderr.print("error:", style="bold red", end=" ")
-    stderr.print(str(error), markup=False, highlight=False)
+    stderr.print(str(error), markup=False, highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from gpuplane.model.errors import Location, SpecError
 from gpuplane.model.platform.rendered import MANAGED_BY, Manifest
 from gpuplane.model.platform.spec import (
     ClusterSpec,
@@ -25,7 +26,7 @@ from gpuplane.model.platform.spec import (
     TenantQuota,
 )
 from gpuplane.model.quantity import format_amount, resource_amount
-from gpuplane.model.yamlio import Document, FieldPath
+from gpuplane.model.yamlio import Document, FieldPath, format_path
 
 __all__ = [
     "CHECKPOINT_ANNOTATION",
@@ -332,6 +333,12 @@ def _container_resources(gpu: str, gpus: int, cpu: str | None, memory: str | Non
 
 def _serving(context: _Context, serving: ServingSpec, index: int) -> Iterator[Manifest]:
     tenant = context.tenant
+    if not serving.image:
+        where = (context.document.locate((*context.path, "serving", index)) if context.document is not None
+                 else Location(field=format_path((*context.path, "serving", index))))
+        raise SpecError(problem=f"Serving {serving.name!r} of tenant {tenant.name!r} has no image, so its "
+                        "Deployment would be rejected.", location=where,
+                        hint="Set serving[].image, e.g. registry.example/team/server:1.0.")
     namespace = serving.namespace or tenant.namespace_names[0]
     selector = {SERVING_LABEL: serving.name}
     flavors = [quota.flavor for quota in tenant.quotas]
