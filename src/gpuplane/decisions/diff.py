@@ -2,8 +2,8 @@
 
 Objects are matched by (cluster, kind, namespace, name). Lists whose items
 all carry a ``name`` (quota flavors, resources, containers) are matched by
-name, so reordering them shows as a move of nothing and a renamed entry
-shows as one removal and one addition; other lists are compared by position.
+name, so reordering them shows no change. A renamed entry shows as one
+removal and one addition. Other lists are compared by position.
 """
 
 from __future__ import annotations

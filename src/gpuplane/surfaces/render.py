@@ -4,7 +4,7 @@ Every object is validated before anything is written: Kubernetes kinds with
 kubernetes-validate (strict) for the spec's ``kubernetesVersion``, Kueue and
 Kyverno kinds and vcluster values against the vendored schemas. The tree is
 written into a temporary folder beside the output folder and renamed into
-place, so the output folder holds either the old tree or the whole new one.
+place, so the output folder contains either the old tree or the whole new one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ __all__ = ["RenderSummary", "render_spec", "validate_tree", "write_tree"]
 
 @dataclass(frozen=True, slots=True)
 class RenderSummary:
-    """What a render wrote: files, objects by kind, and how many objects were validated."""
+    """Counts of a render: files written, objects by kind, objects validated."""
 
     files: int
     objects: dict[str, int]
@@ -67,7 +67,7 @@ def validate_tree(tree: RenderedTree, kubernetes_version: str) -> int:
 def write_tree(tree: RenderedTree, output: Path) -> None:
     """Write ``tree`` to ``output``, replacing what is there, all at once.
 
-    The files go to a temporary sibling folder first; only when every file is
+    The files go to a temporary sibling folder first. Only when every file is
     written is the old folder moved aside and the new one renamed into place.
     """
     output = output.resolve()

@@ -1,4 +1,4 @@
-"""What a lint rule reads and returns: the objects under review, and located findings."""
+"""Inputs and outputs of the lint rules: the objects under review, and located findings."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ __all__ = [
 
 
 class Severity(enum.Enum):
-    """How bad a finding is; ``rank`` orders them for exit codes."""
+    """Severity of a finding. ``rank`` orders severities for exit codes."""
 
     ERROR = "error"
     WARNING = "warning"

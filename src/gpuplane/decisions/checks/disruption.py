@@ -1,9 +1,9 @@
 """Rules on PodDisruptionBudgets and graceful termination.
 
-PDB arithmetic follows the disruption controller: a percentage is scaled
-against the pods' controller scale and rounded up, for ``minAvailable`` and
-``maxUnavailable`` alike; ``disruptionsAllowed`` is the healthy pods above
-the desired healthy count.
+PDB arithmetic follows the disruption controller. A percentage is scaled
+against the scale of the pods' controller and rounded up, for
+``minAvailable`` and ``maxUnavailable`` alike. ``disruptionsAllowed`` is the
+number of healthy pods above the desired healthy count.
 """
 
 from __future__ import annotations

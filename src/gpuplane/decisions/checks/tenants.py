@@ -106,8 +106,8 @@ def _unsatisfiable_devices(check: CheckInput) -> Iterator[Finding]:
 
 
 def _device_classes_without_devices(check: CheckInput) -> Iterator[Finding]:
-    # NOTE: without a DRA inventory (ResourceSlices per node pool), this only
-    # tells whether the cluster has any GPU pool, not whether a class's
+    # NOTE: there is no DRA inventory (ResourceSlices per node pool) yet, so
+    # this only checks that the cluster has a GPU pool, not that a class's
     # selector or a claim's CEL selector matches a device.
     if check.platform is None:
         return

@@ -166,9 +166,9 @@ def _device_classes(platform: Platform, cluster: ClusterSpec, tenants: list[Tena
                     document: Document | None) -> list[Manifest]:
     """Return a DeviceClass for each class the cluster's tenants may use.
 
-    NOTE: without a DRA inventory of the node pools, a class selects every
-    device of the driver that serves the cluster's GPUs; it cannot yet tell
-    whole GPUs from MIG partitions.
+    NOTE: there is no DRA inventory of the node pools yet, so a class selects
+    every device of the driver that serves the cluster's GPUs. It cannot
+    tell whole GPUs from MIG partitions.
     """
     driver = device_driver(gpu_resource(cluster))
     first_use: dict[str, FieldPath] = {}

@@ -53,7 +53,7 @@ _QUOTA_KEYS = {"cpu": "requests.cpu", "memory": "requests.memory",
 
 
 class _Context:
-    """What every generator of one tenant needs: the spec, where the tenant sits, its cluster."""
+    """Shared inputs of one tenant's generators: the spec, the tenant's field path and its cluster."""
 
     def __init__(self, platform: Platform, tenant: Tenant, index: int, document: Document | None) -> None:
         self.platform = platform
@@ -75,9 +75,9 @@ def tenant_manifests(platform: Platform, tenant: Tenant, index: int, *,
                      document: Document | None = None) -> list[Manifest]:
     """Return the tenancy objects of ``tenant`` (``spec.tenants[index]``) in every namespace of it.
 
-    A hard (``vcluster``) tenant gets only the host-side limits of its one
-    host namespace: ResourceQuota and LimitRange; its users work inside the
-    virtual cluster, whose Helm values carry the rest.
+    A hard (``vcluster``) tenant gets only a ResourceQuota and a LimitRange
+    in its host namespace. Its users work inside the virtual cluster, whose
+    Helm values carry the rest.
     """
     context = _Context(platform, tenant, index, document)
     result: list[Manifest] = []
