@@ -282,10 +282,11 @@ def build_cluster_state(
     }
     cohort_nodes: dict[str, CohortNode] = {}
     parents: dict[str, str | None] = {}
-    for cohort in cohorts:
-        quotas, _ = _quotas(cohort.spec.resource_groups)
-        cohort_nodes[cohort.name] = CohortNode(cohort.name, quotas, _weight(cohort.spec.fair_sharing))
-        parents[cohort.name] = cohort.spec.parent_name or None
+    for cohort_object in cohorts:
+        quotas, _ = _quotas(cohort_object.spec.resource_groups)
+        cohort_nodes[cohort_object.name] = CohortNode(cohort_object.name, quotas,
+                                                      _weight(cohort_object.spec.fair_sharing))
+        parents[cohort_object.name] = cohort_object.spec.parent_name or None
 
     queues: dict[str, ClusterQueue] = {}
     for obj in cluster_queues:
