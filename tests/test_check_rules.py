@@ -235,6 +235,7 @@ _SPLIT_DNS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.nam
 
 MANIFEST_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
     ("Q1", [_quota({"limits.nvidia.com/gpu": 4})], [_quota({"requests.nvidia.com/gpu": 4})]),
+    ("Q2", [_quota({"requests.gpu": 4})], [_quota({"requests.nvidia.com/gpu": 4, "requests.hugepages-2Mi": "1Gi"})]),
     ("Q2", [_quota({"gpus": 4})], [_quota({"count/jobs.batch": 4, "gpu.deviceclass.resource.k8s.io/devices": 2})]),
     ("Q3", [_quota({"pods": 4}, scopes=["Terminating", "NotTerminating"])],
      [_quota({"pods": 4}, scopes=["BestEffort"])]),

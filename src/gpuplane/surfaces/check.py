@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, run_checks
-from gpuplane.model.errors import InputError, InputErrors
+from gpuplane.model.errors import InputError, InputErrors, Location
 from gpuplane.model.manifests import yaml_files
 from gpuplane.model.objects.core import Node
 from gpuplane.model.platform.generate import generate_cluster_objects
@@ -76,7 +76,8 @@ def _spec_input(document: Document) -> tuple[CheckInput, list[Finding]]:
 def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckReport:
     """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it."""
     if not path.exists():
-        raise InputError(problem="The path does not exist.", hint="Pass a Platform spec or a folder of manifests.")
+        raise InputError(problem="The path does not exist.", location=Location(source=str(path)),
+                         hint="Pass a Platform spec, a manifest file or a folder of manifests.")
     documents: list[Document] = []
     for file in yaml_files(path):
         documents.extend(load_documents(file))

@@ -48,11 +48,18 @@ def _no_requests_prefix(check: CheckInput) -> Iterator[Finding]:
                     manifest.locate(("spec", "hard", key)), manifest=manifest)
 
 
+def _is_known_key(key: str) -> bool:
+    """Tell whether the API server accepts ``key`` as a quota name that can limit something."""
+    if key in _STANDARD or _HUGEPAGES.match(key) or _CLASS_KEY.match(key) or _is_extended(key):
+        return True
+    # requests.<name> without a '/' must be standard; the API server rejects requests.gpu.
+    return key.startswith("count/") or (key.startswith("requests.") and "/" in key)
+
+
 def _unknown_key(check: CheckInput) -> Iterator[Finding]:
     for manifest in check.of_kind("ResourceQuota"):
         for key in _hard(manifest):
-            known = (key in _STANDARD or _HUGEPAGES.match(key) or _CLASS_KEY.match(key)
-                     or key.startswith(("count/", "requests.")) or _is_extended(key))
+            known = _is_known_key(key)
             if not known:
                 yield Q2.finding(
                     f"{manifest.ref} has the key {key!r}, which is no standard quota name, extended resource, "
