@@ -33,6 +33,7 @@ from gpuplane.model.objects.kueue import (
 from gpuplane.model.yamlio import Document, FieldPath, format_path, iter_objects, load_documents
 
 __all__ = [
+    "HELM_VALUES_FILES",
     "KindInfo",
     "ObjectSet",
     "errors_from_validation",
@@ -105,11 +106,16 @@ class ObjectSet:
         return dict(counts)
 
 
+# Helm chart values hold no Kubernetes objects; a rendered tree keeps a hard
+# tenant's vcluster values beside its manifests.
+HELM_VALUES_FILES = frozenset({"values.yaml", "values.yml"})
+
+
 def yaml_files(path: Path) -> list[Path]:
-    """Return the YAML and JSON files under a folder (sorted), or the file itself."""
+    """Return the YAML and JSON files under a folder (sorted, Helm values skipped), or the file itself."""
     if path.is_dir():
         found = [p for p in sorted(path.rglob("*")) if p.suffix in {".yaml", ".yml", ".json"}]
-        return [p for p in found if p.is_file()]
+        return [p for p in found if p.is_file() and p.name not in HELM_VALUES_FILES]
     return [path]
 
 

@@ -81,6 +81,79 @@ def simulate(
     raise typer.Exit(code)
 
 
+PolicyEngineOption = Annotated[str, typer.Option(
+    "--policy-engine", help="How guardrails are rendered: vap (ValidatingAdmissionPolicy and Binding, "
+    "native since Kubernetes 1.30) or kyverno (Kyverno ValidatingPolicy, policies.kyverno.io/v1).")]
+
+
+@app.command("render")
+def render(
+    spec: Annotated[Path, typer.Argument(help="A Platform spec (YAML).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write; it is replaced whole.")],
+    policy_engine: PolicyEngineOption = "vap",
+) -> None:
+    """Render a Platform into one validated kustomize tree per cluster."""
+    from gpuplane.model.platform.guardrails import POLICY_ENGINES
+    from gpuplane.surfaces.render import render_spec
+
+    if policy_engine not in POLICY_ENGINES:
+        raise typer.BadParameter(f"{policy_engine!r} is not a policy engine; use one of "
+                                 f"{', '.join(POLICY_ENGINES)}", param_hint="--policy-engine")
+    summary = render_spec(spec, output, engine=policy_engine)
+    kinds = ", ".join(f"{count} {kind}" for kind, count in summary.objects.items())
+    typer.echo(f"wrote {summary.files} files to {output}: {kinds}")
+    typer.echo(f"validated {summary.validated} objects against Kubernetes and vendored CRD schemas")
+
+
+@app.command("check", epilog="Exit codes: 0 no finding at or above --fail-on; 1 at least one; "
+             "2 the input cannot be read or is invalid.")
+def check(
+    path: Annotated[Path, typer.Argument(help="A Platform spec, a manifest file, or a folder of manifests.")],
+    output_format: Annotated[str, typer.Option("--format", help="Output: text, json or sarif (SARIF 2.1.0).")] = "text",
+    fail_on: Annotated[str, typer.Option(
+        "--fail-on", help="Lowest severity that makes the exit code 1: error, warning, info or never.")] = "error",
+    kubernetes_version: Annotated[str | None, typer.Option(
+        "--kubernetes-version", help="Kubernetes minor version whose schemas manifests are checked against; "
+        "defaults to the spec's kubernetesVersion, or 1.35 for manifests.")] = None,
+) -> None:
+    """Check a spec or manifests for the mistakes platform teams keep making."""
+    from gpuplane.surfaces.check import FAIL_ON, FORMATS, check_path, exit_code, format_report
+
+    if output_format not in FORMATS:
+        raise typer.BadParameter(f"{output_format!r} is not a format; use one of {', '.join(FORMATS)}",
+                                 param_hint="--format")
+    if fail_on not in FAIL_ON:
+        raise typer.BadParameter(f"{fail_on!r} is not a severity; use one of {', '.join(FAIL_ON)}",
+                                 param_hint="--fail-on")
+    report = check_path(path, kubernetes_version=kubernetes_version)
+    typer.echo(format_report(report, output_format), nl=False)
+    raise typer.Exit(exit_code(report, fail_on))
+
+
+@app.command("diff")
+def diff(
+    old: Annotated[Path, typer.Argument(help="The Platform spec before the change.")],
+    new: Annotated[Path, typer.Argument(help="The Platform spec after the change.")],
+    output_format: Annotated[str, typer.Option("--format", help="Output: text, or markdown for a pull-request "
+                                                "comment.")] = "text",
+    policy_engine: PolicyEngineOption = "vap",
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any object changes.")] = False,
+) -> None:
+    """Show what a spec change does to the objects of each cluster."""
+    from gpuplane.model.platform.guardrails import POLICY_ENGINES
+    from gpuplane.surfaces.diff import DIFF_FORMATS, diff_specs, format_changes
+
+    if output_format not in DIFF_FORMATS:
+        raise typer.BadParameter(f"{output_format!r} is not a format; use one of {', '.join(DIFF_FORMATS)}",
+                                 param_hint="--format")
+    if policy_engine not in POLICY_ENGINES:
+        raise typer.BadParameter(f"{policy_engine!r} is not a policy engine; use one of "
+                                 f"{', '.join(POLICY_ENGINES)}", param_hint="--policy-engine")
+    changes = diff_specs(old, new, engine=policy_engine)
+    typer.echo(format_changes(changes, output_format), nl=False)
+    raise typer.Exit(1 if exit_code and changes else 0)
+
+
 def main() -> None:
     """Console entry point: run the app and turn input mistakes into clean messages."""
     try:
@@ -96,4 +169,4 @@ def main() -> None:
 
 def print_input_error(error: InputError) -> None:
     stderr.print("error:", style="bold red", end=" ")
-    stderr.print(str(error), markup=False, highlight=False)
+    stderr.print(str(error), markup=False, highlight=False, soft_wrap=True)

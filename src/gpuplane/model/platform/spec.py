@@ -22,13 +22,19 @@ from pydantic.alias_generators import to_camel
 from gpuplane.model.objects.base import QuantityValue
 from gpuplane.model.objects.core import LabelSelector, Taint, Toleration
 from gpuplane.model.objects.kueue import FlavorFungibility, Preemption
+from gpuplane.model.quantity import parse_quantity
 
 __all__ = [
     "API_VERSION",
     "ClusterSpec",
     "CohortSpec",
+    "ContainerDefaults",
+    "DisruptionBudget",
     "FlavorSpec",
     "GpuSpec",
+    "JobTemplate",
+    "NamespaceQuota",
+    "NetworkSpec",
     "NodePool",
     "Owner",
     "Platform",
@@ -37,7 +43,9 @@ __all__ = [
     "ResourceQuotaSpec",
     "ServingSpec",
     "Tenant",
+    "TenantDisruptionBudget",
     "TenantQuota",
+    "VClusterSpec",
 ]
 
 API_VERSION = "gpuplane.dev/v1alpha1"
@@ -150,15 +158,40 @@ class Owner(SpecModel):
     role: Literal["admin", "edit", "view"] = "admin"
 
 
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _int_or_percent(value: int | str | None, what: str) -> int | str | None:
+    if isinstance(value, str) and not _PERCENT.match(value):
+        raise ValueError(f"{what} {value!r} is neither an integer nor a percentage such as '50%'")
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{what} {value} is negative")
+    return value
+
+
 class DisruptionBudget(SpecModel):
+    """A PodDisruptionBudget: exactly one of ``minAvailable`` and ``maxUnavailable``."""
+
     min_available: int | str | None = None
     max_unavailable: int | str | None = None
+    unhealthy_pod_eviction_policy: Literal["IfHealthyBudget", "AlwaysAllow"] | None = Field(
+        default=None, description="AlwaysAllow lets drains evict running pods that are not Ready.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DisruptionBudget:
         if (self.min_available is None) == (self.max_unavailable is None):
             raise ValueError("set exactly one of minAvailable and maxUnavailable")
+        _int_or_percent(self.min_available, "minAvailable")
+        _int_or_percent(self.max_unavailable, "maxUnavailable")
         return self
+
+
+class TenantDisruptionBudget(DisruptionBudget):
+    """A PodDisruptionBudget over pods the tenant runs outside ``serving`` (selected by labels)."""
+
+    name: str
+    namespace: str | None = Field(default=None, description="Defaults to the tenant's first namespace.")
+    match_labels: dict[str, str] = Field(min_length=1)
 
 
 class ServingSpec(SpecModel):
@@ -170,6 +203,16 @@ class ServingSpec(SpecModel):
     image: str = ""
     disruption_budget: DisruptionBudget | None = None
     priority_class: str | None = None
+    namespace: str | None = Field(default=None, description="Defaults to the tenant's first namespace.")
+    cpu: QuantityValue = Field(default=parse_quantity("1"), description="CPU request of each replica.")
+    memory: QuantityValue = Field(default=parse_quantity("4Gi"), description="Memory request and limit "
+                                  "of each replica.")
+    termination_grace_period_seconds: int | None = Field(default=None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _dns_label(value, "serving name")
 
 
 class JobTemplate(SpecModel):
@@ -183,7 +226,60 @@ class JobTemplate(SpecModel):
     memory: QuantityValue | None = None
     priority_class: str | None = None
     termination_grace_period_seconds: int | None = None
-    checkpoint_write_seconds: int | None = None
+    checkpoint_write_seconds: int | None = Field(default=None, ge=0, description="Time a pod needs "
+                                                  "to write a checkpoint after SIGTERM.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _dns_label(value, "job template name")
+
+
+class NamespaceQuota(SpecModel):
+    """The ResourceQuota put in each namespace of a tenant.
+
+    By default its ``hard`` values are derived from the tenant's Kueue quotas
+    (the most Kueue can admit for the tenant), so that pods of admitted
+    workloads are never rejected by the namespace quota. Keys in ``hard`` are
+    written as Kubernetes spells them and replace derived ones.
+    """
+
+    derive: bool = Field(default=True, description="Derive requests.* and device-class keys from the "
+                         "tenant's Kueue quotas.")
+    hard: dict[str, QuantityValue] = Field(default_factory=dict)
+
+
+class ContainerDefaults(SpecModel):
+    """The LimitRange of each namespace: defaults for containers that state no requests or limits."""
+
+    default_request: dict[str, QuantityValue] = Field(default_factory=lambda: {
+        "cpu": parse_quantity("500m"), "memory": parse_quantity("1Gi")})
+    default: dict[str, QuantityValue] = Field(default_factory=dict, description="Default limits.")
+    max: dict[str, QuantityValue] = Field(default_factory=dict)
+
+
+class NetworkSpec(SpecModel):
+    """NetworkPolicies of a namespace tenant.
+
+    ``tenant`` denies all traffic except DNS and traffic between the tenant's
+    own namespaces; ``none`` renders no NetworkPolicy.
+    """
+
+    isolation: Literal["tenant", "none"] = "tenant"
+    allow_ingress_from_namespaces: list[str] = Field(default_factory=list, description="Other "
+                                                     "namespaces allowed in, e.g. an ingress controller.")
+    allow_egress_cidrs: list[str] = Field(default_factory=list, description="Destinations outside the "
+                                          "cluster, e.g. an object store.")
+    node_local_dns: str | None = Field(default=None, description="Address of a NodeLocal DNSCache, "
+                                       "e.g. 169.254.20.10.")
+
+
+class VClusterSpec(SpecModel):
+    """Options of a hard tenant's virtual cluster (rendered as vCluster Helm values)."""
+
+    chart_version: str = Field(default="0.36.1", description="Version of the vcluster Helm chart.")
+    node_pools: list[str] = Field(default_factory=list, description="Host node pools the tenant's pods "
+                                  "may run on; their nodes are shown inside the virtual cluster.")
 
 
 class Tenant(SpecModel):
@@ -215,11 +311,35 @@ class Tenant(SpecModel):
                                  "needs; namespace tenants of one cluster must agree.")
     labels: dict[str, str] = Field(default_factory=dict)
     cost_center: str | None = None
+    namespace_quota: NamespaceQuota = Field(default_factory=NamespaceQuota)
+    container_defaults: ContainerDefaults = Field(default_factory=ContainerDefaults)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    disruption_budgets: list[TenantDisruptionBudget] = Field(default_factory=list)
+    vcluster: VClusterSpec = Field(default_factory=VClusterSpec)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return _dns_label(value, "tenant name")
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _dns_label(name, "namespace")
+        _unique("namespace", value)
+        return value
+
+    @model_validator(mode="after")
+    def _own_namespaces(self) -> Tenant:
+        names = set(self.namespace_names)
+        placed = [(f"serving {s.name!r}", s.namespace) for s in self.serving]
+        placed += [(f"disruption budget {b.name!r}", b.namespace) for b in self.disruption_budgets]
+        for what, namespace in placed:
+            if namespace is not None and namespace not in names:
+                raise ValueError(f"{what} is placed in namespace {namespace!r}, which is not one of the "
+                                 f"tenant's namespaces {sorted(names)}")
+        return self
 
     @property
     def namespace_names(self) -> list[str]:
@@ -270,6 +390,18 @@ class PlatformSpec(SpecModel):
         for cohort in self.cohorts:
             if cohort.parent is not None and cohort.parent not in cohorts:
                 raise ValueError(f"cohort {cohort.name!r} names parent {cohort.parent!r}, which is not defined")
+        return self
+
+    @model_validator(mode="after")
+    def _namespaces_unique(self) -> PlatformSpec:
+        owner: dict[tuple[str, str], str] = {}
+        for tenant in self.tenants:
+            cluster = tenant.cluster or self.clusters[0].name
+            for namespace in tenant.namespace_names:
+                other = owner.setdefault((cluster, namespace), tenant.name)
+                if other != tenant.name:
+                    raise ValueError(f"namespace {namespace!r} of cluster {cluster!r} belongs to tenants "
+                                     f"{other!r} and {tenant.name!r}; a namespace has one tenant")
         return self
 
     def cluster(self, name: str | None = None) -> ClusterSpec:

@@ -1,0 +1,202 @@
+"""Rules on Kueue quota: limits Kueue rejects or ignores, selectors, and quota against hardware."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity, amount, selector_matches
+from gpuplane.model.errors import Location
+from gpuplane.model.platform.rendered import Manifest
+from gpuplane.model.quantity import format_amount
+from gpuplane.model.yamlio import FieldPath
+
+__all__ = ["QUEUE_RULES"]
+
+_QUOTA_KEYS = {"cpu": "requests.cpu", "memory": "requests.memory", "ephemeral-storage": "requests.ephemeral-storage",
+               "pods": "pods"}
+
+
+def _quota_entries(manifest: Manifest) -> Iterator[tuple[str, str, dict[str, Any], FieldPath]]:
+    """Yield (flavor, resource, quota entry, field path) of a ClusterQueue or Cohort."""
+    for group_index, group in enumerate(manifest.get("spec", "resourceGroups") or []):
+        for flavor_index, flavor in enumerate(group.get("flavors") or []):
+            for resource_index, entry in enumerate(flavor.get("resources") or []):
+                if isinstance(entry, dict):
+                    path = ("spec", "resourceGroups", group_index, "flavors", flavor_index, "resources",
+                            resource_index)
+                    yield str(flavor.get("name")), str(entry.get("name")), entry, path
+
+
+def _entry_location(check: CheckInput, manifest: Manifest, flavor: str, resource: str, path: FieldPath,
+                    field: str) -> Location:
+    """Locate a quota field: in the spec's tenant quota if the queue came from a spec, else in the file."""
+    if manifest.generated and check.platform is not None:
+        for index, tenant in enumerate(check.platform.spec.tenants):
+            if tenant.cluster_queue_name != manifest.name:
+                continue
+            for quota_index, quota in enumerate(tenant.quotas):
+                if quota.flavor == flavor and resource in quota.resources:
+                    return check.spec_location(("spec", "tenants", index, "quotas", quota_index, "resources",
+                                                resource, field))
+    return manifest.locate((*path, field))
+
+
+def _spec_limits_without_cohort(check: CheckInput) -> Iterator[Finding]:
+    if check.platform is None:
+        return
+    for index, tenant in enumerate(check.platform.spec.tenants):
+        if tenant.cohort:
+            continue
+        for quota_index, quota in enumerate(tenant.quotas):
+            for resource, limits in quota.resources.items():
+                for field, value in (("borrowingLimit", limits.borrowing_limit),
+                                     ("lendingLimit", limits.lending_limit)):
+                    if value is not None:
+                        path = ("spec", "tenants", index, "quotas", quota_index, "resources", resource, field)
+                        yield K1.finding(
+                            f"Tenant {tenant.name} sets {field} for {resource} in flavor {quota.flavor} but has no "
+                            "cohort; Kueue rejects a ClusterQueue with limits and no cohort.",
+                            f"Put the tenant in a cohort (cohort: <name>), or remove {field}.",
+                            check.spec_location(path))
+
+
+def _limits_without_cohort(check: CheckInput) -> Iterator[Finding]:
+    yield from _spec_limits_without_cohort(check)
+    for manifest in check.of_kind("ClusterQueue"):
+        if manifest.get("spec", "cohortName"):
+            continue
+        for flavor, resource, entry, path in _quota_entries(manifest):
+            for field in ("borrowingLimit", "lendingLimit"):
+                if field in entry:
+                    yield K1.finding(f"{manifest.ref} sets {field} for {resource} in flavor {flavor} without a "
+                                     "cohortName; Kueue rejects it.",
+                                     f"Set spec.cohortName, or remove {field}.",
+                                     _entry_location(check, manifest, flavor, resource, path, field),
+                                     manifest=manifest)
+
+
+def _lending_above_nominal(check: CheckInput) -> Iterator[Finding]:
+    for manifest in check.of_kind("ClusterQueue", "Cohort"):
+        for flavor, resource, entry, path in _quota_entries(manifest):
+            nominal = amount(resource, entry.get("nominalQuota"))
+            lending = amount(resource, entry.get("lendingLimit")) if "lendingLimit" in entry else None
+            if nominal is not None and lending is not None and lending > nominal:
+                yield K2.finding(
+                    f"{manifest.ref} may lend {entry['lendingLimit']} {resource} in flavor {flavor}, more than "
+                    f"its nominal quota {entry.get('nominalQuota')}; it can only ever lend what it owns.",
+                    f"Lower lendingLimit to at most {entry.get('nominalQuota')}, or raise nominalQuota.",
+                    _entry_location(check, manifest, flavor, resource, path, "lendingLimit"), manifest=manifest)
+
+
+def _no_namespace_selector(check: CheckInput) -> Iterator[Finding]:
+    for manifest in check.of_kind("ClusterQueue"):
+        if manifest.get("spec", "namespaceSelector") is None:
+            yield K3.finding(f"{manifest.ref} has no namespaceSelector; Kueue treats a missing selector as "
+                             "matching no namespace, so no workload can ever be admitted to it.",
+                             "Set spec.namespaceSelector: {} to admit from every namespace, or a label selector "
+                             "for the tenant's namespaces.",
+                             manifest.locate(("spec",)), manifest=manifest)
+
+
+def _local_queue_target(check: CheckInput) -> Iterator[Finding]:
+    queues = {m.name for m in check.of_kind("ClusterQueue")}
+    if not queues:
+        return
+    for manifest in check.of_kind("LocalQueue"):
+        target = manifest.get("spec", "clusterQueue")
+        if target not in queues:
+            yield K4.finding(f"{manifest.ref} points at ClusterQueue {target!r}, which is not defined; its "
+                             "workloads stay pending.",
+                             f"Point spec.clusterQueue at one of {', '.join(sorted(queues))}.",
+                             manifest.locate(("spec", "clusterQueue")), manifest=manifest)
+
+
+def _node_capacity(check: CheckInput, cluster: str | None, node_labels: dict[str, Any], resource: str) -> int:
+    total = 0
+    for node in check.of_kind("Node"):
+        if node.cluster != cluster or not selector_matches({"matchLabels": node_labels}, node.labels):
+            continue
+        allocatable = node.get("status", "allocatable") or node.get("status", "capacity") or {}
+        value = amount(resource, allocatable.get(resource)) if resource in allocatable else None
+        total += value or 0
+    return total
+
+
+def _nominal_over_hardware(check: CheckInput) -> Iterator[Finding]:
+    clusters = sorted({str(node.cluster) for node in check.of_kind("Node")})
+    for cluster in clusters:
+        nominal: dict[tuple[str, str], int] = {}
+        for manifest in check.of_kind("ClusterQueue", "Cohort"):
+            if str(manifest.cluster) != cluster:
+                continue
+            for flavor, resource, entry, _ in _quota_entries(manifest):
+                nominal[(flavor, resource)] = nominal.get((flavor, resource), 0) + (
+                    amount(resource, entry.get("nominalQuota")) or 0)
+        flavors = {m.name: m for m in check.of_kind("ResourceFlavor") if str(m.cluster) == cluster}
+        for (flavor, resource), total in sorted(nominal.items()):
+            if flavor not in flavors or resource == "pods":
+                continue
+            labels = flavors[flavor].get("spec", "nodeLabels") or {}
+            capacity = _node_capacity(check, None if cluster == "None" else cluster, labels, resource)
+            if total > capacity:
+                yield Q4.finding(
+                    f"Nominal quotas in flavor {flavor} add up to {format_amount(resource, total)} {resource}, "
+                    f"but its nodes have {format_amount(resource, capacity)}; queues cannot all get their "
+                    "nominal quota at once.",
+                    "Lower nominal quotas, add nodes to the flavor, or accept the overcommit knowingly.",
+                    flavors[flavor].locate(), manifest=flavors[flavor])
+
+
+def _queue_ceiling(manifest: Manifest, resource: str) -> tuple[int, bool]:
+    """Return (nominal plus finite borrowing limits, whether borrowing is unlimited) for ``resource``."""
+    total, unlimited = 0, False
+    in_cohort = bool(manifest.get("spec", "cohortName"))
+    for _, name, entry, _ in _quota_entries(manifest):
+        if name != resource:
+            continue
+        total += amount(resource, entry.get("nominalQuota")) or 0
+        if in_cohort and "borrowingLimit" not in entry:
+            unlimited = True
+        elif in_cohort:
+            total += amount(resource, entry.get("borrowingLimit")) or 0
+    return total, unlimited
+
+
+def _queue_over_namespace_quota(check: CheckInput) -> Iterator[Finding]:
+    queues = {m.name: m for m in check.of_kind("ClusterQueue")}
+    quotas: dict[str, list[Manifest]] = {}
+    for quota in check.of_kind("ResourceQuota"):
+        quotas.setdefault(quota.namespace or "", []).append(quota)
+    for local in check.of_kind("LocalQueue"):
+        queue = queues.get(str(local.get("spec", "clusterQueue")))
+        if queue is None:
+            continue
+        resources = {name for _, name, _, _ in _quota_entries(queue)}
+        for resource in sorted(resources):
+            key = _QUOTA_KEYS.get(resource) or (f"requests.{resource}" if "/" in resource else "")
+            ceiling, unlimited = _queue_ceiling(queue, resource)
+            for quota in quotas.get(local.namespace or "", []):
+                hard = quota.get("spec", "hard") or {}
+                limit = amount(resource, hard.get(key)) if key in hard else None
+                if limit is None or limit >= ceiling:
+                    continue
+                reach = "at least " if unlimited else ""
+                yield Q5.finding(
+                    f"{queue.ref} can admit {reach}{format_amount(resource, ceiling)} {resource} for namespace "
+                    f"{local.namespace}, but {quota.ref} allows {hard.get(key)}; admitted workloads will have "
+                    "their pods rejected by the quota.",
+                    f"Raise {key} in {quota.ref} to the ClusterQueue's nominal quota plus borrowing limit, "
+                    "or let gpuplane derive it.",
+                    quota.locate(("spec", "hard", key)), manifest=quota)
+
+
+K1 = Rule("K1", "Borrowing or lending limit without a cohort", Severity.ERROR, _limits_without_cohort)
+K2 = Rule("K2", "Lending limit above the nominal quota", Severity.WARNING, _lending_above_nominal)
+K3 = Rule("K3", "ClusterQueue without namespaceSelector admits nothing", Severity.ERROR, _no_namespace_selector)
+K4 = Rule("K4", "LocalQueue points at a missing ClusterQueue", Severity.ERROR, _local_queue_target)
+Q4 = Rule("Q4", "Nominal quotas add up to more than the hardware", Severity.WARNING, _nominal_over_hardware)
+Q5 = Rule("Q5", "ClusterQueue can admit more than the namespace ResourceQuota allows", Severity.WARNING,
+          _queue_over_namespace_quota)
+
+QUEUE_RULES = [K1, K2, K3, K4, Q4, Q5]

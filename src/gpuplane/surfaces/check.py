@@ -1,0 +1,186 @@
+"""``gpuplane check``: run the lint rules on a Platform spec or a folder of manifests.
+
+A spec is rendered in memory first (with the Nodes its pools describe), so
+the rules see exactly the objects ``render`` would write, and each finding
+points at the spec line that produced the object. A folder or manifest file
+is read as it is, with YAML 1.1 rules, and findings point into those files.
+
+Exit codes: 0 when no finding reaches ``--fail-on`` (default ``error``), 1
+when one does, 2 when the input cannot be read (the same as every other
+command).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, run_checks
+from gpuplane.model.errors import InputError, InputErrors, Location
+from gpuplane.model.manifests import yaml_files
+from gpuplane.model.objects.core import Node
+from gpuplane.model.platform.generate import generate_cluster_objects
+from gpuplane.model.platform.layout import render_platform
+from gpuplane.model.platform.load import read_platform
+from gpuplane.model.platform.rendered import Manifest, manifest_from_object, parse_field
+from gpuplane.model.yamlio import Document, iter_objects, load_documents
+
+__all__ = ["FAIL_ON", "FORMATS", "CheckReport", "check_path", "exit_code", "format_report"]
+
+OutputFormat = Literal["text", "json", "sarif"]
+FORMATS: tuple[OutputFormat, ...] = ("text", "json", "sarif")
+FAIL_ON = ("error", "warning", "info", "never")
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """Findings of one check run, and what was checked."""
+
+    source: str
+    objects: int
+    findings: list[Finding]
+
+
+def _finding_from_error(error: InputError) -> Finding:
+    return Finding(rule="S1", severity=Severity.ERROR, message=error.problem, fix=error.hint or "",
+                   location=error.location)
+
+
+def _spec_input(document: Document) -> tuple[CheckInput, list[Finding]]:
+    """Render a spec in memory; a spec that does not render still gets its spec-level rules."""
+    from gpuplane.surfaces.render import validate_tree
+
+    loaded = read_platform(document)
+    platform = loaded.platform
+    check = CheckInput(manifests=[], platform=platform, document=document,
+                       kubernetes_version=platform.spec.kubernetes_version)
+    try:
+        tree = render_platform(platform, document=document)
+        check.manifests = tree.manifests()
+        for cluster in platform.spec.clusters:
+            generated = generate_cluster_objects(platform, cluster.name, document=document)
+            for node in generated.of(Node):
+                path = parse_field(generated.location(node).field)
+                check.manifests.append(manifest_from_object(node, document=document, path=path, cluster=cluster.name))
+        validate_tree(tree, platform.spec.kubernetes_version)
+    except InputErrors as errors:
+        return check, [_finding_from_error(error) for error in errors.errors]
+    except InputError as error:
+        return check, [_finding_from_error(error)]
+    return check, []
+
+
+def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckReport:
+    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it."""
+    if not path.exists():
+        raise InputError(problem="The path does not exist.", location=Location(source=str(path)),
+                         hint="Pass a Platform spec, a manifest file or a folder of manifests.")
+    documents: list[Document] = []
+    for file in yaml_files(path):
+        documents.extend(load_documents(file))
+    platforms = [d for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Platform"]
+    if platforms:
+        check, render_findings = _spec_input(platforms[0])
+    else:
+        check, render_findings = CheckInput(manifests=[]), []
+        for document, object_path, data in iter_objects(documents):
+            if isinstance(data, dict):
+                check.manifests.append(Manifest(data=data, document=document, path=object_path))
+    if kubernetes_version is not None:
+        check.kubernetes_version = kubernetes_version
+    findings = run_checks(check)
+    if render_findings and not any(f.severity is Severity.ERROR for f in findings):
+        # The spec is broken in a way no rule explains: report it as the input error it is.
+        raise InputErrors([InputError(problem=f.message, location=f.location, hint=f.fix or None)
+                           for f in render_findings])
+    return CheckReport(source=str(path), objects=len(check.manifests), findings=render_findings + findings)
+
+
+def exit_code(report: CheckReport, fail_on: str) -> int:
+    """Return 1 if any finding is at least as severe as ``fail_on``, else 0."""
+    if fail_on == "never":
+        return 0
+    threshold = Severity(fail_on).rank
+    return 1 if any(f.severity.rank >= threshold for f in report.findings) else 0
+
+
+def _counts(report: CheckReport) -> dict[str, int]:
+    counts = {severity.value: 0 for severity in Severity}
+    for finding in report.findings:
+        counts[finding.severity.value] += 1
+    return counts
+
+
+def _format_text(report: CheckReport) -> str:
+    lines = []
+    for finding in report.findings:
+        where = str(finding.location) or report.source
+        lines.append(f"{where}: {finding.severity.value} {finding.rule}: {finding.message}")
+        if finding.fix:
+            lines.append(f"    fix: {finding.fix}")
+    counts = _counts(report)
+    lines.append(f"{report.source}: {report.objects} objects checked, {counts['error']} errors, "
+                 f"{counts['warning']} warnings, {counts['info']} info")
+    return "\n".join(lines) + "\n"
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    location = finding.location
+    return {"rule": finding.rule, "severity": finding.severity.value, "message": finding.message,
+            "fix": finding.fix, "file": location.source, "line": location.line, "column": location.column,
+            "field": location.field, "object": finding.object, "cluster": finding.cluster}
+
+
+def _format_json(report: CheckReport) -> str:
+    body = {"source": report.source, "objects": report.objects, "summary": _counts(report),
+            "findings": [_finding_json(f) for f in report.findings]}
+    return json.dumps(body, indent=2) + "\n"
+
+
+def _sarif_result(finding: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
+    location = finding.location
+    text = finding.message + (f" Fix: {finding.fix}" if finding.fix else "")
+    result: dict[str, Any] = {"ruleId": finding.rule, "level": _SARIF_LEVEL[finding.severity],
+                              "message": {"text": text}}
+    if finding.rule in rule_index:
+        result["ruleIndex"] = rule_index[finding.rule]
+    physical: dict[str, Any] = {}
+    if location.source:
+        physical["artifactLocation"] = {"uri": Path(location.source).as_posix()}
+    if physical and location.line is not None:
+        physical["region"] = {"startLine": location.line, "startColumn": location.column or 1}
+    entry: dict[str, Any] = {}
+    if physical:
+        entry["physicalLocation"] = physical
+    if location.field or finding.object:
+        entry["logicalLocations"] = [{"fullyQualifiedName": location.field or finding.object}]
+    if entry:
+        result["locations"] = [entry]
+    return result
+
+
+def _format_sarif(report: CheckReport) -> str:
+    rules = [{"id": rule.id, "name": rule.id, "shortDescription": {"text": rule.title},
+              "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]}} for rule in RULES]
+    rule_index = {rule.id: index for index, rule in enumerate(RULES)}
+    sarif = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "gpuplane", "rules": rules}},
+            "results": [_sarif_result(f, rule_index) for f in report.findings],
+        }],
+    }
+    return json.dumps(sarif, indent=2) + "\n"
+
+
+def format_report(report: CheckReport, output_format: OutputFormat) -> str:
+    """Format a report as text for people, JSON for scripts, or SARIF 2.1.0 for code scanning."""
+    if output_format == "json":
+        return _format_json(report)
+    if output_format == "sarif":
+        return _format_sarif(report)
+    return _format_text(report)
