@@ -11,15 +11,16 @@ loads, and the allocator decides whether to honour them.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gpuplane.model.objects.base import KubeModel, ObjectMeta, QuantityValue, TypedObject
 from gpuplane.model.objects.core import NodeSelector
 
 __all__ = [
     "ALLOCATION_RESULTS_MAX_SIZE",
+    "ALLOCATOR_INPUT",
     "RESOURCE_GROUP",
     "AllocationResult",
     "CELDeviceSelector",
@@ -67,8 +68,21 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-AllocationMode = Literal["ExactCount", "All"]
 TaintEffect = Literal["None", "NoSchedule", "NoExecute"]
+
+ALLOCATOR_INPUT: Final = {"allocator_input": True}
+"""Validation context that skips the API server's rules and keeps only the shapes.
+
+The allocator's own test inputs break API rules on purpose (an empty selector,
+an unknown allocation mode, a slice without node selection) to check how the
+allocator copes, so a case file is validated with this context. Manifests are
+validated without it and get every API rule.
+"""
+
+
+def _api_rules(info: ValidationInfo) -> bool:
+    """Tell whether API server validation rules apply (they do unless told otherwise)."""
+    return not (isinstance(info.context, dict) and info.context.get("allocator_input"))
 
 
 # --- name rules ---------------------------------------------------------------------------------
@@ -132,7 +146,9 @@ class DeviceAttribute(KubeModel):
     version_value: str | None = Field(default=None, alias="version", max_length=64)
 
     @model_validator(mode="after")
-    def _one_value(self) -> DeviceAttribute:
+    def _one_value(self, info: ValidationInfo) -> DeviceAttribute:
+        if not _api_rules(info):
+            return self
         values = {"int": self.int_value, "bool": self.bool_value, "string": self.string_value,
                   "version": self.version_value}
         present = [name for name, value in values.items() if value is not None]
@@ -145,12 +161,12 @@ class DeviceAttribute(KubeModel):
         return self
 
     @property
-    def value(self) -> int | bool | str:
-        """The value, whichever type it has (a version is its string)."""
+    def value(self) -> int | bool | str | None:
+        """The value, whichever type it has (a version is its string); None if unset."""
         for value in (self.int_value, self.bool_value, self.string_value, self.version_value):
             if value is not None:
                 return value
-        raise AssertionError("validated attribute without a value")  # pragma: no cover
+        return None
 
     @property
     def type_name(self) -> str:
@@ -160,7 +176,9 @@ class DeviceAttribute(KubeModel):
             return "bool"
         if self.string_value is not None:
             return "string"
-        return "version"
+        if self.version_value is not None:
+            return "version"
+        return "unset"
 
 
 _SEMVER = re.compile(
@@ -201,12 +219,16 @@ class CounterSet(KubeModel):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str) -> str:
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        if not _api_rules(info):
+            return value
         return _check_dns_label(value, "counter set name")
 
     @field_validator("counters")
     @classmethod
-    def _counter_names(cls, value: dict[str, Counter]) -> dict[str, Counter]:
+    def _counter_names(cls, value: dict[str, Counter], info: ValidationInfo) -> dict[str, Counter]:
+        if not _api_rules(info):
+            return value
         for name in value:
             _check_dns_label(name, "counter name")
         return value
@@ -242,11 +264,15 @@ class Device(KubeModel):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str) -> str:
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        if not _api_rules(info):
+            return value
         return _check_dns_label(value, "device name")
 
     @model_validator(mode="after")
-    def _names_and_size(self) -> Device:
+    def _names_and_size(self, info: ValidationInfo) -> Device:
+        if not _api_rules(info):
+            return self
         for name in self.attributes:
             _check_qualified_name(name, "attribute name")
         for name in self.capacity:
@@ -269,7 +295,9 @@ class ResourcePool(KubeModel):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str) -> str:
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        if not _api_rules(info):
+            return value
         return _check_pool_name(value)
 
 
@@ -285,11 +313,15 @@ class ResourceSliceSpec(KubeModel):
 
     @field_validator("driver")
     @classmethod
-    def _driver(cls, value: str) -> str:
+    def _driver(cls, value: str, info: ValidationInfo) -> str:
+        if not _api_rules(info):
+            return value
         return _check_dns_subdomain(value, "driver name", 63)
 
     @model_validator(mode="after")
-    def _check_layout(self) -> ResourceSliceSpec:
+    def _check_layout(self, info: ValidationInfo) -> ResourceSliceSpec:
+        if not _api_rules(info):
+            return self
         _exactly_one({"nodeName": self.node_name, "nodeSelector": self.node_selector,
                       "allNodes": self.all_nodes,
                       "perDeviceNodeSelection": self.per_device_node_selection},
@@ -341,7 +373,19 @@ class CELDeviceSelector(KubeModel):
 
 
 class DeviceSelector(KubeModel):
-    cel: CELDeviceSelector
+    """A device selector; ``cel`` is the only kind, required by the API server.
+
+    Without the API rules it may be missing: the allocator then reports an
+    unsupported selector type, as Kubernetes does for a selector of a future kind.
+    """
+
+    cel: CELDeviceSelector | None = None
+
+    @model_validator(mode="after")
+    def _has_cel(self, info: ValidationInfo) -> DeviceSelector:
+        if self.cel is None and _api_rules(info):
+            raise ValueError("a selector needs cel: {expression: ...}")
+        return self
 
 
 class OpaqueDeviceConfiguration(KubeModel):
@@ -395,21 +439,30 @@ class _RequestFields(KubeModel):
 
     device_class_name: str
     selectors: list[DeviceSelector] = Field(default_factory=list, max_length=32)
-    allocation_mode: AllocationMode = "ExactCount"
-    count: int | None = Field(default=None, ge=1)
+    allocation_mode: str = "ExactCount"
+    count: int | None = None
     tolerations: list[DeviceToleration] = Field(default_factory=list, max_length=16)
     capacity: CapacityRequirements | None = None
 
     @model_validator(mode="after")
-    def _count_only_for_exact(self) -> _RequestFields:
+    def _check_mode(self, info: ValidationInfo) -> _RequestFields:
         if self.allocation_mode == "ExactCount" and self.count is None:
             # The API server defaults count to 1 in ExactCount mode.
             self.count = 1
+        if not _api_rules(info):
+            return self
+        if self.allocation_mode not in ("ExactCount", "All"):
+            raise ValueError(f"allocationMode {self.allocation_mode!r} is not supported; use "
+                             "ExactCount or All")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"count must be at least 1, found {self.count}")
+        if not self.device_class_name:
+            raise ValueError("deviceClassName must name a DeviceClass")
         return self
 
     @property
     def device_count(self) -> int:
-        return self.count or 1
+        return self.count if self.count is not None else 1
 
 
 class ExactDeviceRequest(_RequestFields):
@@ -421,7 +474,9 @@ class DeviceSubRequest(_RequestFields):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str) -> str:
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        if not _api_rules(info):
+            return value
         return _check_dns_label(value, "subrequest name")
 
 
@@ -432,7 +487,9 @@ class DeviceRequest(KubeModel):
 
     @field_validator("name")
     @classmethod
-    def _name(cls, value: str) -> str:
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        if not _api_rules(info):
+            return value
         return _check_dns_label(value, "request name")
 
     @model_validator(mode="after")
@@ -451,7 +508,9 @@ class DeviceConstraint(KubeModel):
     distinct_attribute: str | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> DeviceConstraint:
+    def _one_kind(self, info: ValidationInfo) -> DeviceConstraint:
+        if not _api_rules(info):
+            return self
         _exactly_one({"matchAttribute": self.match_attribute,
                       "distinctAttribute": self.distinct_attribute}, "constraint")
         for name in (self.match_attribute, self.distinct_attribute):
@@ -471,7 +530,9 @@ class DeviceClaim(KubeModel):
     config: list[DeviceClaimConfiguration] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
-    def _references(self) -> DeviceClaim:
+    def _references(self, info: ValidationInfo) -> DeviceClaim:
+        if not _api_rules(info):
+            return self
         known = _request_references(self.requests)
         names = [request.name for request in self.requests]
         if len(set(names)) != len(names):

@@ -1,0 +1,236 @@
+"""CEL device selectors, evaluated as Kubernetes 1.35's DRA environment evaluates them.
+
+A selector sees one variable, ``device``, with
+
+- ``device.driver``: the slice's driver name;
+- ``device.attributes[domain][id]``: attribute values grouped by domain, where a
+  name without ``/`` belongs to the driver's domain; versions are semver objects;
+- ``device.capacity[domain][id]``: capacity values as quantity objects;
+- ``device.allowMultipleAllocations``: only declared with consumable capacity on.
+
+Looking up a domain the device lacks yields an empty map, while looking up an id
+the domain lacks is a runtime error (``no such key``). Runtime errors abort the
+scheduling attempt instead of counting as "no match", so they are raised here as
+:class:`CelRuntimeError` and never folded into ``False``.
+
+The evaluator is the ``common-expression-language`` package (the Rust ``cel``
+crate). It has no opaque custom types, so Kubernetes' Quantity and Semver values
+travel as one-key maps holding a canonical string: ``==`` then compares by value
+and ``<`` has no overload, as in Kubernetes, where quantities are ordered only
+through ``compareTo`` and friends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
+from gpuplane.decisions.devices.cel_library import SEMVER_KEY, Library, quantity_value, type_name
+from gpuplane.decisions.devices.cel_rewrite import rewrite_expression
+from gpuplane.model.objects.resource import DeviceAttribute, DeviceCapacity
+
+__all__ = [
+    "CelCompileError",
+    "CelError",
+    "CelRuntimeError",
+    "DeviceData",
+    "SelectorEngine",
+    "device_variable",
+    "group_by_domain",
+]
+
+
+
+class CelError(Exception):
+    """A selector that cannot be compiled or evaluated; Kubernetes aborts the attempt on it."""
+
+    def __init__(self, expression: str, message: str) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.message = message
+
+
+class CelCompileError(CelError):
+    """The expression is not valid CEL, or uses syntax the evaluator does not support."""
+
+
+class CelRuntimeError(CelError):
+    """Evaluation failed for one device: a missing key, a bad literal, a type mismatch."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceData:
+    """What a selector sees of one device, plus a key that identifies it for caching.
+
+    ``key`` must change whenever the content changes; the allocator uses
+    driver, pool, pool generation and device name, because a driver bumps the
+    generation on every change to a pool.
+    """
+
+    key: Hashable
+    driver: str
+    attributes: Mapping[str, DeviceAttribute]
+    capacity: Mapping[str, DeviceCapacity]
+    allow_multiple_allocations: bool = False
+
+
+# --- value conversion ---------------------------------------------------------------------------
+
+
+def group_by_domain(names: Mapping[str, Any], driver: str) -> dict[str, dict[str, Any]]:
+    """Group qualified names by domain; a name without a domain belongs to ``driver``."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, value in names.items():
+        domain, slash, identifier = name.rpartition("/")
+        if not slash:
+            domain, identifier = driver, name
+        grouped.setdefault(domain, {})[identifier] = value
+    return grouped
+
+
+def _attribute_value(name: str, attribute: DeviceAttribute) -> Any:
+    if attribute.version_value is not None:
+        return {SEMVER_KEY: attribute.version_value}
+    if attribute.value is None:
+        raise ValueError(f"attribute {name}: unsupported attribute value")
+    return attribute.value
+
+
+def device_variable(device: DeviceData, *, consumable_capacity: bool) -> dict[str, Any]:
+    """Build the plain value of the ``device`` variable.
+
+    Raises ``ValueError`` for an attribute without a value, which Kubernetes
+    reports as a runtime error of whichever selector meets the device first.
+    """
+    attributes = {name: _attribute_value(name, value) for name, value in device.attributes.items()}
+    capacity = {name: quantity_value(value.value) for name, value in device.capacity.items()}
+    variable: dict[str, Any] = {
+        "driver": device.driver,
+        "attributes": group_by_domain(attributes, device.driver),
+        "capacity": group_by_domain(capacity, device.driver),
+    }
+    if consumable_capacity:
+        variable["allowMultipleAllocations"] = device.allow_multiple_allocations
+    return variable
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    program: Any
+    functions: tuple[str, ...]
+
+
+class SelectorEngine:
+    """Compile selectors once and evaluate them per device, caching every outcome.
+
+    Outcomes are cached per (expression, device key) across calls, because
+    neither changes while a device keeps its key (see :class:`DeviceData`).
+    ``max_cached_results`` bounds that cache; it is cleared when full.
+    """
+
+    def __init__(self, *, consumable_capacity: bool = False,
+                 max_cached_results: int = 2_000_000) -> None:
+        self.consumable_capacity = consumable_capacity
+        self.max_cached_results = max_cached_results
+        self._library = Library()
+        self._compiled: dict[str, _Compiled | CelCompileError] = {}
+        self._variables: dict[Hashable, dict[str, Any]] = {}
+        self._contexts: dict[tuple[Hashable, tuple[str, ...]], Any] = {}
+        self._results: dict[tuple[str, Hashable], bool | CelRuntimeError] = {}
+        self.evaluations = 0
+        """How many times CEL actually ran (cache misses), for benchmarks."""
+
+    def compile(self, expression: str) -> None:
+        """Compile ``expression`` into the cache; raise :class:`CelCompileError` if invalid."""
+        compiled = self._compile(expression)
+        if isinstance(compiled, CelCompileError):
+            raise compiled
+
+    def matches(self, expression: str, device: DeviceData) -> bool:
+        """Tell whether ``device`` satisfies ``expression``.
+
+        Raises :class:`CelCompileError` or :class:`CelRuntimeError`; an error is
+        cached like a result, so the same pair fails the same way again.
+        """
+        key = (expression, device.key)
+        outcome = self._results.get(key)
+        if outcome is None:
+            outcome = self._evaluate(expression, device)
+            if len(self._results) >= self.max_cached_results:
+                self._results.clear()
+                self._contexts.clear()
+            self._results[key] = outcome
+        if isinstance(outcome, CelRuntimeError):
+            raise outcome
+        return outcome
+
+    def _compile(self, expression: str) -> _Compiled | CelCompileError:
+        cached = self._compiled.get(expression)
+        if cached is not None:
+            return cached
+        result: _Compiled | CelCompileError
+        try:
+            program = cel.compile(rewrite_expression(expression))
+        except (ValueError, RuntimeError) as error:
+            result = CelCompileError(expression, _compile_message(str(error)))
+        else:
+            used = tuple(sorted(set(program.functions()) & set(self._library.functions)))
+            result = _Compiled(program, used)
+        self._compiled[expression] = result
+        return result
+
+    def _context(self, device: DeviceData, functions: tuple[str, ...]) -> Any:
+        key = (device.key, functions)
+        context = self._contexts.get(key)
+        if context is None:
+            variable = self._variables.get(device.key)
+            if variable is None:
+                variable = device_variable(device, consumable_capacity=self.consumable_capacity)
+                self._variables[device.key] = variable
+            chosen = {name: self._library.functions[name] for name in functions}
+            context = cel.Context(variables={"device": variable}, functions=chosen)
+            self._contexts[key] = context
+        return context
+
+    def _evaluate(self, expression: str, device: DeviceData) -> bool | CelRuntimeError:
+        compiled = self._compile(expression)
+        if isinstance(compiled, CelCompileError):
+            raise compiled
+        self.evaluations += 1
+        self._library.last_error = None
+        try:
+            context = self._context(device, compiled.functions)
+        except ValueError as error:
+            return CelRuntimeError(expression, str(error))
+        try:
+            value = compiled.program.execute(context)
+        except KeyError as error:
+            missing = error.args[0] if error.args else ""
+            return CelRuntimeError(expression, f"no such key: {missing}")
+        except (RuntimeError, TypeError, ValueError, ArithmeticError) as error:
+            message = self._library.last_error or _first_line(str(error))
+            return CelRuntimeError(expression, message)
+        if not isinstance(value, bool):
+            return CelRuntimeError(expression, f"expression returned {type_name(value)} "
+                                   f"{value!r}, but a selector must return bool")
+        return value
+
+
+def _first_line(text: str) -> str:
+    """Keep the first sentence of the evaluator's message; the rest is generic advice."""
+    line = text.strip().splitlines()[0] if text.strip() else text
+    head, separator, _ = line.partition(". ")
+    return head + "." if separator else line
+
+
+def _compile_message(text: str) -> str:
+    """Keep the parser's complaint without the rewritten expression it quotes."""
+    match = re.search(r"ERROR: <input>:\d+:\d+: (.*)", text)
+    return match.group(1).strip() if match else _first_line(text)

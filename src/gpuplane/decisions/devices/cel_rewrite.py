@@ -1,0 +1,126 @@
+"""Rewrite Kubernetes-only CEL constructs into CEL the Rust evaluator runs.
+
+Two constructs need it. ``cel.bind(v, init, body)`` is not known to the Rust
+evaluator and becomes ``[init].map(v, body)[0]``, which binds ``v`` once. A
+lookup of a domain the device lacks (``device.attributes["x.com"]``) must yield
+an empty map in Kubernetes, while the Rust evaluator has no default-valued maps,
+so each lookup becomes ``(d in device.attributes ? device.attributes[d] : {})``.
+The rewrite works on tokens, so string literals are never changed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = ["rewrite_expression"]
+
+_TOKEN = re.compile(
+    r"""(?P<string>[rRbB]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"
+                              |'(?:\\.|[^\\'\n])*'|"(?:\\.|[^\\"\n])*"))
+      |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+      |(?P<number>[0-9][0-9a-zA-Z_.]*)
+      |(?P<space>\s+)
+      |(?P<punct>\|\||&&|==|!=|<=|>=|\.\?|[^\s])""",
+    re.VERBOSE | re.DOTALL,
+)
+_OPEN: Final = {"(": ")", "[": "]", "{": "}"}
+
+
+def _tokens(expression: str) -> list[str]:
+    return [match.group(0) for match in _TOKEN.finditer(expression)]
+
+
+def _closing(tokens: list[str], start: int) -> int:
+    """Return the index of the bracket that closes ``tokens[start]``, or -1."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        if tokens[index] in _OPEN:
+            depth += 1
+        elif tokens[index] in _OPEN.values():
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _split_arguments(tokens: list[str]) -> list[list[str]]:
+    arguments: list[list[str]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token in _OPEN:
+            depth += 1
+        elif token in _OPEN.values():
+            depth -= 1
+        if token == "," and depth == 0:
+            arguments.append([])
+        else:
+            arguments[-1].append(token)
+    return arguments
+
+
+def _significant(tokens: list[str], start: int, count: int) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    index = start
+    while index < len(tokens) and len(found) < count:
+        if not tokens[index].isspace():
+            found.append((index, tokens[index]))
+        index += 1
+    return found
+
+
+def _rewrite_bind(tokens: list[str]) -> list[str] | None:
+    """Rewrite the first ``cel.bind(v, init, body)`` into ``[init].map(v, body)[0]``."""
+    for index, token in enumerate(tokens):
+        if token != "cel":
+            continue
+        ahead = _significant(tokens, index + 1, 3)
+        if [text for _, text in ahead] != [".", "bind", "("]:
+            continue
+        open_index = ahead[2][0]
+        close_index = _closing(tokens, open_index)
+        arguments = _split_arguments(tokens[open_index + 1:close_index])
+        if close_index < 0 or len(arguments) != 3:
+            return None
+        name, init, body = ("".join(argument).strip() for argument in arguments)
+        replacement = f"[{init}].map({name}, {body})[0]"
+        return [*tokens[:index], replacement, *tokens[close_index + 1:]]
+    return None
+
+
+def _rewrite_domain_lookups(tokens: list[str]) -> list[str]:
+    """Make ``device.attributes[d]`` and ``device.capacity[d]`` yield ``{}`` for a missing d."""
+    output: list[str] = []
+    index = 0
+    while index < len(tokens):
+        ahead = _significant(tokens, index + 1, 3)
+        texts = [text for _, text in ahead]
+        is_lookup = (tokens[index] == "device" and len(texts) == 3 and texts[0] == "."
+                     and texts[1] in ("attributes", "capacity") and texts[2] == "["
+                     and (not output or output[-1] != "."))
+        if not is_lookup:
+            output.append(tokens[index])
+            index += 1
+            continue
+        field, open_index = texts[1], ahead[2][0]
+        close_index = _closing(tokens, open_index)
+        if close_index < 0:
+            output.extend(tokens[index:])
+            break
+        key = "".join(_rewrite_domain_lookups(tokens[open_index + 1:close_index])).strip()
+        output.append(f"(({key}) in device.{field} ? device.{field}[{key}] : {{}})")
+        index = close_index + 1
+    return output
+
+
+def rewrite_expression(expression: str) -> str:
+    """Rewrite Kubernetes-only constructs into CEL the Rust evaluator runs.
+
+    ``cel.bind`` becomes a one-element ``map`` and every ``device.attributes[...]``
+    or ``device.capacity[...]`` lookup gets the empty-map default for an unknown
+    domain. String literals are left untouched.
+    """
+    tokens = _tokens(expression)
+    while (rewritten := _rewrite_bind(tokens)) is not None:
+        tokens = _tokens("".join(rewritten))
+    return "".join(_rewrite_domain_lookups(tokens))
