@@ -117,7 +117,9 @@ class Allocator:
         for index, claim in enumerate(search.claims):
             chosen = [alternatives[search.selected.get((index, position), 0)]
                       for position, alternatives in enumerate(search.requests[index])]
-            allocations.append(build_allocation(claim, search.picks[index], chosen))
+            allocations.append(build_allocation(claim, search.picks[index], chosen,
+                                                node=search.node.name,
+                                                binding=self.features.device_binding))
         return tuple(allocations)
 
     def _explain(self, search: Search) -> str:

@@ -30,7 +30,11 @@ from typing import Any
 import cel
 
 from gpuplane.decisions.devices.cel_library import SEMVER_KEY, Library, quantity_value, type_name
-from gpuplane.decisions.devices.cel_rewrite import rewrite_expression
+from gpuplane.decisions.devices.cel_rewrite import (
+    bound_variables,
+    rewrite_expression,
+    selects_field,
+)
 from gpuplane.model.objects.resource import DeviceAttribute, DeviceCapacity
 
 __all__ = [
@@ -176,15 +180,28 @@ class SelectorEngine:
         if cached is not None:
             return cached
         result: _Compiled | CelCompileError
+        rewritten = rewrite_expression(expression)
         try:
-            program = cel.compile(rewrite_expression(expression))
+            program = cel.compile(rewritten)
         except (ValueError, RuntimeError) as error:
             result = CelCompileError(expression, _compile_message(str(error)))
         else:
+            problem = self._check_references(rewritten, program.variables())
             used = tuple(sorted(set(program.functions()) & set(self._library.functions)))
-            result = _Compiled(program, used)
+            result = (_Compiled(program, used) if problem is None
+                      else CelCompileError(expression, f"compilation failed: {problem}"))
         self._compiled[expression] = result
         return result
+
+    def _check_references(self, rewritten: str, variables: list[str]) -> str | None:
+        """Find what Kubernetes' type checker rejects but the Rust evaluator fails only later."""
+        unknown = sorted(set(variables) - {"device"} - bound_variables(rewritten))
+        if unknown:
+            return f"undeclared reference to {unknown[0]!r}"
+        if not self.consumable_capacity and selects_field(rewritten, "device",
+                                                          "allowMultipleAllocations"):
+            return "undefined field 'allowMultipleAllocations'"
+        return None
 
     def _context(self, device: DeviceData, functions: tuple[str, ...]) -> Any:
         key = (device.key, functions)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["rewrite_expression"]
+__all__ = ["bound_variables", "rewrite_expression", "selects_field"]
+
+_MACROS: Final = frozenset({"all", "exists", "exists_one", "existsOne", "map", "filter",
+                            "transformList", "transformMap", "transformMapEntry"})
 
 _TOKEN = re.compile(
     r"""(?P<string>[rRbB]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"
@@ -124,3 +127,24 @@ def rewrite_expression(expression: str) -> str:
     while (rewritten := _rewrite_bind(tokens)) is not None:
         tokens = _tokens("".join(rewritten))
     return "".join(_rewrite_domain_lookups(tokens))
+
+
+def bound_variables(expression: str) -> set[str]:
+    """Return the names that comprehension macros bind (``x`` in ``list.all(x, ...)``)."""
+    tokens = [token for token in _tokens(expression) if not token.isspace()]
+    bound: set[str] = set()
+    for index in range(len(tokens) - 3):
+        if tokens[index] == "." and tokens[index + 1] in _MACROS and tokens[index + 2] == "(":
+            first = index + 3
+            bound.add(tokens[first])
+            if first + 3 < len(tokens) and tokens[first + 1] == "," and tokens[first + 3] == ",":
+                bound.add(tokens[first + 2])
+    return bound
+
+
+def selects_field(expression: str, variable: str, field: str) -> bool:
+    """Tell whether ``expression`` reads ``variable.field`` (outside string literals)."""
+    tokens = [token for token in _tokens(expression) if not token.isspace()]
+    return any(tokens[index:index + 3] == [variable, ".", field]
+               and (index == 0 or tokens[index - 1] != ".")
+               for index in range(len(tokens) - 2))

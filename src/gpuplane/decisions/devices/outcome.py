@@ -50,6 +50,8 @@ class DeviceResult:
     tolerations: tuple[DeviceToleration, ...] = ()
     share_id: str | None = None
     consumed_capacity: tuple[tuple[str, Decimal], ...] = ()
+    binding_conditions: tuple[str, ...] = ()
+    binding_failure_conditions: tuple[str, ...] = ()
 
     def to_model(self) -> DeviceRequestAllocationResult:
         return DeviceRequestAllocationResult(
@@ -57,6 +59,8 @@ class DeviceResult:
             device=self.device.device, admin_access=self.admin_access,
             tolerations=list(self.tolerations), share_id=self.share_id,
             consumed_capacity={name: Quantity(value) for name, value in self.consumed_capacity},
+            binding_conditions=list(self.binding_conditions),
+            binding_failure_conditions=list(self.binding_failure_conditions),
         )
 
 

@@ -12,9 +12,11 @@ point of view a pool is:
 - **invalid** when complete but inconsistent (duplicate device names, duplicate
   counter sets, a device consuming a counter the pool lacks).
 
-Pools are returned sorted by (driver, pool) and slices by name, as Kubernetes
-1.36 does. NOTE: 1.35 visits pools in Go map order, so with several pools able
-to serve a request a real 1.35 scheduler may pick another, equally valid device.
+Pools are returned sorted by (driver, pool), with pools that hold devices with
+binding conditions last, and slices by name, as Kubernetes 1.36 does.
+
+NOTE: 1.35 visits pools in Go map order, so with several pools able to serve a
+request a real 1.35 scheduler may pick another, equally valid device.
 """
 
 from __future__ import annotations
@@ -98,12 +100,22 @@ class Features:
 
         Raises ``ValueError`` for a name that is not a DRA feature gate.
         """
+        return cls(**cls._switched_on(gates))
+
+    @classmethod
+    def only(cls, gates: Iterable[str]) -> Features:
+        """Return exactly the named gates switched on and every other DRA gate off."""
+        off = dict.fromkeys(cls.GATES.values(), False)
+        return cls(**{**off, **cls._switched_on(gates)})
+
+    @classmethod
+    def _switched_on(cls, gates: Iterable[str]) -> dict[str, bool]:
         values: dict[str, bool] = {}
         for gate in gates:
             if gate not in cls.GATES:
                 raise ValueError(f"unknown DRA feature gate {gate!r}; known: {sorted(cls.GATES)}")
             values[cls.GATES[gate]] = True
-        return cls(**values)
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +202,10 @@ class Pool:
         return self.invalid_reason is not None
 
     @property
+    def has_binding_conditions(self) -> bool:
+        return any(device.device.binding_conditions for device in self.devices)
+
+    @property
     def usable(self) -> bool:
         return not self.incomplete and self.invalid_reason is None
 
@@ -238,6 +254,9 @@ class SliceIndex:
                 _add_newest(seen, entry)
         pools = [pool for pool_id, entries in sorted(seen.items())
                  if (pool := self._pool(pool_id, entries)) is not None]
+        # Pools whose devices need binding conditions go last (stable sort keeps ID order),
+        # so that simpler devices are preferred.
+        pools.sort(key=lambda pool: pool.has_binding_conditions)
         return tuple(pools)
 
     def _visible(self, entry: _SliceEntry, node: NodeInfo) -> bool:

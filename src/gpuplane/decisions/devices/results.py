@@ -13,21 +13,23 @@ from gpuplane.model.objects.resource import DeviceAllocationConfiguration, Resou
 __all__ = ["build_allocation"]
 
 
-def build_allocation(claim: ResourceClaim, picks: Sequence[Pick],
-                     chosen: Sequence[RequestData]) -> ClaimAllocation:
+def build_allocation(claim: ResourceClaim, picks: Sequence[Pick], chosen: Sequence[RequestData],
+                     *, node: str, binding: bool) -> ClaimAllocation:
     """Build the allocation of ``claim`` from its picks, in search order.
 
     ``chosen`` has the request data used for each request of the claim (the
-    selected subrequest of a ``firstAvailable`` request).
+    selected subrequest of a ``firstAvailable`` request). ``binding`` tells
+    whether binding conditions are enabled; ``node`` is the node allocated for.
     """
-    results = tuple(_result(pick) for pick in picks)
+    results = tuple(_result(pick, binding) for pick in picks)
     config = (*_class_config(chosen), *_claim_config(claim, chosen))
     return ClaimAllocation(claim=claim.key, results=results, config=config,
-                           node_selector=node_selector(picks))
+                           node_selector=node_selector(picks, node=node, binding=binding))
 
 
-def _result(pick: Pick) -> DeviceResult:
+def _result(pick: Pick, binding: bool) -> DeviceResult:
     data = pick.data
+    device = pick.device.device
     return DeviceResult(
         request=data.name,
         device=pick.device.id,
@@ -35,6 +37,8 @@ def _result(pick: Pick) -> DeviceResult:
         tolerations=data.tolerations,
         share_id=pick.share_id,
         consumed_capacity=tuple(sorted(pick.consumed.items())),
+        binding_conditions=tuple(device.binding_conditions) if binding else (),
+        binding_failure_conditions=tuple(device.binding_failure_conditions) if binding else (),
     )
 
 
@@ -74,10 +78,11 @@ def _claim_config(claim: ResourceClaim,
     return config
 
 
-def node_selector(picks: Sequence[Pick]) -> NodeSelector | None:
+def node_selector(picks: Sequence[Pick], *, node: str, binding: bool) -> NodeSelector | None:
     """Return where the picked devices can be used; None means every node.
 
-    One node-local device pins the claim to its node; otherwise the single-term
+    One node-local device pins the claim to its node, and so does a device that
+    binds to the node it is allocated for (with binding conditions on); otherwise the single-term
     selectors of network-attached devices are merged (AND) without duplicates.
     Raises ``ValueError`` for a selector with several terms, which the API forbids.
     """
@@ -89,6 +94,8 @@ def node_selector(picks: Sequence[Pick]) -> NodeSelector | None:
         place = device.device if device.per_device_node else spec
         if place.node_name:
             return _pinned(place.node_name)
+        if binding and device.device.binds_to_node:
+            return _pinned(node)
         if place.node_selector is not None and place.node_selector.node_selector_terms:
             terms = place.node_selector.node_selector_terms
             if len(terms) > 1:

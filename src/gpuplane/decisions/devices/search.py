@@ -146,10 +146,29 @@ class Search:
         if request.first_available and not self.features.prioritized_list:
             raise AttemptError(f"claim {claim.key}, request {request.name}: has subrequests, but "
                                "the DRAPrioritizedList feature is disabled")
+        self._check_capacity_gate(claim, request)
         if request.exactly is not None:
             return [self._request_data(claim_index, claim, request.exactly, request)]
         return [self._request_data(claim_index, claim, sub, request)
                 for sub in request.first_available]
+
+    def _check_capacity_gate(self, claim: ResourceClaim, request: DeviceRequest) -> None:
+        """Reject capacity requests while consumable capacity is off.
+
+        Only the allocator variant that knows capacity requests checks this;
+        Kubernetes picks it when consumable capacity or binding conditions are
+        on, and the default variant ignores capacity requests.
+        """
+        features = self.features
+        if features.consumable_capacity or not features.device_binding:
+            return
+        if request.exactly is not None and request.exactly.capacity is not None:
+            raise AttemptError(f"claim {claim.key}, request {request.name}: has capacity "
+                               "requests, but the DRAConsumableCapacity feature is disabled")
+        for sub in request.first_available:
+            if sub.capacity is not None:
+                raise AttemptError(f"claim {claim.key}, subrequest {sub.name}: has capacity "
+                                   "requests, but the DRAConsumableCapacity feature is disabled")
 
     def _request_data(self, claim_index: int, claim: ResourceClaim,
                       request: ExactDeviceRequest | DeviceSubRequest,
@@ -160,7 +179,7 @@ class Search:
             if selector.cel is None:
                 raise AttemptError(f"{where}, selector #{index}: CEL expression empty "
                                    "(unsupported selector type?)")
-        self._check_gates(where, request)
+        self._check_admin_gate(where, request)
         if not request.device_class_name:
             raise AttemptError(f"{where}: missing device class name (unsupported request type?)")
         device_class = self.owner.classes.get(request.device_class_name)
@@ -180,18 +199,10 @@ class Search:
             data.num_devices = len(data.all_devices)
         return data
 
-    def _check_gates(self, where: str, request: ExactDeviceRequest | DeviceSubRequest) -> None:
-        # Capacity requests are checked only by the allocator variant that knows them, which
-        # Kubernetes picks when consumable capacity or binding conditions are enabled; the
-        # default variant ignores them.
-        features = self.features
-        variant_knows_capacity = features.consumable_capacity or features.device_binding
-        if request.capacity is not None and request.capacity.requests \
-                and variant_knows_capacity and not features.consumable_capacity:
-            raise AttemptError(f"{where}: has capacity requests, but the DRAConsumableCapacity "
-                               "feature is disabled")
+    def _check_admin_gate(self, where: str,
+                          request: ExactDeviceRequest | DeviceSubRequest) -> None:
         if isinstance(request, ExactDeviceRequest) and request.admin_access is not None \
-                and not features.admin_access:
+                and not self.features.admin_access:
             raise AttemptError(f"{where}: admin access is requested, but the feature is disabled")
 
     def _all_devices(self, where: str, data: RequestData) -> list[CandidateDevice]:
