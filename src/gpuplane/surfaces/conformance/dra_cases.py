@@ -39,7 +39,8 @@ from gpuplane.model.objects.resource import (
 from gpuplane.model.yamlio import Document, FieldPath, load_documents
 from gpuplane.surfaces.conformance.common import CaseOutcome, CaseResult
 
-__all__ = ["KNOWN_DIVERGENCES", "SCHEMA", "load_dra_cases", "run_dra_cases"]
+__all__ = ["KNOWN_DIVERGENCES", "SCHEMA", "DraCase", "judge_case", "load_dra_cases", "run_case",
+           "run_dra_cases"]
 
 SCHEMA = "dra-cases/v1"
 
@@ -209,7 +210,12 @@ def run_dra_cases(path: Path, only: list[str] | None = None) -> list[CaseResult]
                                 location=Location(source=str(path)),
                                 allowed=", ".join(sorted(known)))
         cases = [case for case in cases if case.id in only]
-    return [_judge(case, _differences(case)) for case in cases]
+    return [judge_case(case) for case in cases]
+
+
+def judge_case(case: DraCase) -> CaseResult:
+    """Run one case and judge it against its expectation and the known divergences."""
+    return _judge(case, _differences(case))
 
 
 def run_case(case: DraCase) -> AllocationOutcome:

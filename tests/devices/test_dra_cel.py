@@ -1,0 +1,230 @@
+"""CEL selectors in Kubernetes' device environment, and agreement with a second evaluator."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+from cel_oracle import OracleError, evaluate
+from test_dra_conformance import EXTRA_CASES, SHARED_CASES
+
+from gpuplane.decisions.devices.cel import (
+    CelCompileError,
+    CelError,
+    CelRuntimeError,
+    DeviceData,
+    SelectorEngine,
+)
+from gpuplane.decisions.devices.cel_rewrite import rewrite_expression
+from gpuplane.model.objects.resource import ALLOCATOR_INPUT, DeviceAttribute, DeviceCapacity
+from gpuplane.surfaces.conformance.dra_cases import load_dra_cases
+
+
+def gpu(key: object = "gpu-0", **attributes: object) -> DeviceData:
+    typed = {
+        "type": {"string": "gpu"},
+        "productName": {"string": "NVIDIA H100 80GB HBM3"},
+        "driverVersion": {"version": "550.127.8"},
+        "resource.kubernetes.io/pcieRoot": {"string": "pci0000:00"},
+        "numa": {"int": 1},
+        "mig": {"bool": False},
+    }
+    for name, value in attributes.items():
+        typed[name] = value  # type: ignore[assignment]
+    return DeviceData(
+        key=key,
+        driver="gpu.nvidia.com",
+        attributes={
+            name: DeviceAttribute.model_validate(value, context=ALLOCATOR_INPUT)
+            for name, value in typed.items()
+        },
+        capacity={"memory": DeviceCapacity.model_validate({"value": "80Gi"})},
+    )
+
+
+GPU = gpu()
+
+EXPRESSIONS = [
+    'device.driver == "gpu.nvidia.com" && device.attributes["gpu.nvidia.com"].type == "gpu"',
+    'device.capacity["gpu.nvidia.com"].memory.compareTo(quantity("40Gi")) >= 0',
+    'device.capacity["gpu.nvidia.com"].memory.compareTo(quantity("81Gi")) >= 0',
+    'device.capacity["gpu.nvidia.com"].memory.isGreaterThan(quantity("79Gi"))',
+    'device.capacity["gpu.nvidia.com"].memory.isLessThan(quantity("79Gi"))',
+    'device.capacity["gpu.nvidia.com"].memory == quantity("81920Mi")',
+    'device.attributes["gpu.nvidia.com"].driverVersion.isGreaterThan(semver("550.0.0"))',
+    'device.attributes["gpu.nvidia.com"].driverVersion.compareTo(semver("551.0.0")) < 0',
+    'device.attributes["gpu.nvidia.com"].driverVersion.major() == 550',
+    'device.attributes["gpu.nvidia.com"].productName.lowerAscii().matches("^.*h100.*$")',
+    'cel.bind(g, device.attributes["gpu.nvidia.com"], g.type == "mig" && g.profile == "1g.10gb")',
+    'device.attributes["resource.kubernetes.io"].pcieRoot == "pci0000:00"',
+    '"x.example.com" in device.attributes',
+    'has(device.attributes["x.example.com"].model)',
+    'has(device.attributes["gpu.nvidia.com"].model)',
+    'device.attributes["gpu.nvidia.com"].model == "a100"',
+    'device.attributes["x.example.com"].model == "a100"',
+    'device.attributes["gpu.nvidia.com"].model == "a100" || true',
+    'false && device.attributes["gpu.nvidia.com"].model == "a100"',
+    'device.attributes["gpu.nvidia.com"].numa == 1 && !device.attributes["gpu.nvidia.com"].mig',
+    'device.capacity["gpu.nvidia.com"].memory.asInteger() == 85899345920',
+    'quantity("1Gi") == quantity("1024Mi")',
+    'quantity("200K") == quantity("1")',
+    'quantity("1Gi") < quantity("2Gi")',
+]
+
+
+@cache
+def case_devices_and_selectors() -> tuple[list[DeviceData], list[str]]:
+    """Every device and every selector of the case files."""
+    devices: list[DeviceData] = []
+    selectors: list[str] = []
+    for path in (SHARED_CASES, EXTRA_CASES):
+        if not path.exists():
+            continue
+        for case in load_dra_cases(path):
+            for item in case.classes:
+                selectors += [s.cel.expression for s in item.selectors if s.cel is not None]
+            for claim in case.claims:
+                for request in claim.requests:
+                    for part in [request.exactly, *request.first_available]:
+                        if part is not None:
+                            selectors += [
+                                s.cel.expression for s in part.selectors if s.cel is not None
+                            ]
+            for item in case.slices:
+                devices += [
+                    DeviceData(
+                        key=(case.id, item.name, d.name),
+                        driver=item.driver,
+                        attributes=d.attributes,
+                        capacity=d.capacity,
+                    )
+                    for d in item.devices
+                ]
+    return devices, sorted(set(selectors))
+
+
+def outcome(function: object, expression: str, device: DeviceData) -> object:
+    try:
+        return function(expression, device)  # type: ignore[operator]
+    except (CelError, OracleError):
+        return "error"
+
+
+def test_oracle_agrees_on_case_selectors() -> None:
+    devices, selectors = case_devices_and_selectors()
+    engine = SelectorEngine()
+    assert selectors
+    for expression in selectors:
+        for device in devices:
+            mine = outcome(engine.matches, expression, device)
+            theirs = outcome(evaluate, expression, device)
+            assert mine == theirs, f"{expression!r} on {device.key}: {mine} != {theirs}"
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_oracle_agrees_on_library(expression: str) -> None:
+    engine = SelectorEngine()
+    assert outcome(engine.matches, expression, GPU) == outcome(evaluate, expression, GPU)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ('device.driver == "gpu.nvidia.com"', True),
+        ('device.attributes["gpu.nvidia.com"].productName == "NVIDIA H100 80GB HBM3"', True),
+        ('device.attributes["resource.kubernetes.io"].pcieRoot == "pci0000:40"', False),
+        ('device.capacity["gpu.nvidia.com"].memory.compareTo(quantity("80Gi")) == 0', True),
+        ('"gpu.nvidia.com" in device.attributes', True),
+        ('"x.example.com" in device.attributes', False),
+        ('has(device.attributes["x.example.com"].model)', False),
+        ('size(device.attributes["x.example.com"]) == 0', True),
+        ('semver("v1.2", true) == semver("1.2.0")', True),
+        ('isQuantity("200K")', False),
+        ('isSemver("1.2.3-rc.1")', True),
+        ('quantity("1.5").add(1).compareTo(quantity("2500m")) == 0', True),
+        ('quantity("3").sub(quantity("1")).asInteger() == 2', True),
+        ('semver("1.0.0-rc.1").isLessThan(semver("1.0.0"))', True),
+        ('cel.bind(x, device.attributes["gpu.nvidia.com"].numa, x + x == 2)', True),
+        ('device.attributes["gpu.nvidia.com"].productName.split(" ")[1] == "H100"', True),
+    ],
+)
+def test_selector_values(expression: str, expected: bool) -> None:
+    assert SelectorEngine().matches(expression, GPU) is expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ('device.attributes["gpu.nvidia.com"].model == "a100"', "no such key: model"),
+        ('quantity("200K") == quantity("1")', "quantities must match"),
+        ('quantity("1Gi") < quantity("2Gi")', "No such overload"),
+        ("device.driver", "must return bool"),
+        ('semver("1.2") == semver("1.2.0")', "invalid semver"),
+    ],
+)
+def test_runtime_errors(expression: str, message: str) -> None:
+    with pytest.raises(CelRuntimeError, match=message):
+        SelectorEngine().matches(expression, GPU)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("noSuchVariable == 1", "undeclared reference to 'noSuchVariable'"),
+        ("device.driver ==", "Syntax error"),
+        ('device.attributes["gpu.nvidia.com"].?model.orValue("x") == "x"', "unsupported syntax"),
+        ("device.allowMultipleAllocations", "undefined field"),
+    ],
+)
+def test_compile_errors(expression: str, message: str) -> None:
+    with pytest.raises(CelCompileError, match=message):
+        SelectorEngine().matches(expression, GPU)
+
+
+def test_multiple_allocations_visible_with_consumable_capacity() -> None:
+    engine = SelectorEngine(consumable_capacity=True)
+    assert engine.matches("device.allowMultipleAllocations == false", GPU)
+
+
+def test_outcomes_are_cached_per_device_key() -> None:
+    engine = SelectorEngine()
+    expression = 'device.attributes["gpu.nvidia.com"].numa == 1'
+    for _ in range(3):
+        assert engine.matches(expression, GPU)
+    assert engine.evaluations == 1
+    assert not engine.matches(expression, gpu("gpu-1", numa={"int": 2}))
+    assert engine.evaluations == 2
+
+
+def test_errors_are_cached_too() -> None:
+    engine = SelectorEngine()
+    expression = 'device.attributes["gpu.nvidia.com"].model == "x"'
+    for _ in range(2):
+        with pytest.raises(CelRuntimeError):
+            engine.matches(expression, GPU)
+    assert engine.evaluations == 1
+
+
+def test_rewrite_leaves_string_literals_alone() -> None:
+    text = '"device.attributes[\\"x\\"]" == device.driver'
+    assert rewrite_expression(text) == text
+
+
+def test_rewrite_defaults_unknown_domains() -> None:
+    rewritten = rewrite_expression('device.capacity["a.com"].memory')
+    assert rewritten == '(("a.com") in device.capacity ? device.capacity["a.com"] : {}).memory'
+
+
+def test_rewrite_turns_bind_into_map() -> None:
+    assert rewrite_expression("cel.bind(x, 1, x + 1) == 2") == "[1].map(x, x + 1)[0] == 2"
+
+
+def test_unset_attribute_is_a_runtime_error() -> None:
+    device = gpu("odd", broken={})
+    with pytest.raises(CelRuntimeError, match="unsupported attribute value"):
+        SelectorEngine().matches('device.driver != ""', device)
+
+
+def test_case_file_path_is_real() -> None:
+    assert isinstance(SHARED_CASES, Path)
