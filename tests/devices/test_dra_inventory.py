@@ -78,9 +78,7 @@ def test_gpu_and_nic_claim_aligns_on_pcie_root() -> None:
         constraints=[{"matchAttribute": PCIE_ROOT}],
     )
     allocator = Allocator(slices, device_classes())
-    busy = __import__(
-        "gpuplane.decisions.devices.outcome", fromlist=["AllocatedDevices"]
-    ).AllocatedDevices.of(["rdma.gpuplane.dev/gpu-0000/nic-0"])
+    busy = AllocatedDevices.of(["rdma.gpuplane.dev/gpu-0000/nic-0"])
     outcome = allocator.allocate(NodeInfo("gpu-0000"), [pod], busy)
     assert [str(r.device) for r in outcome.allocations[0].results] == [
         "gpu.nvidia.com/gpu-0000/gpu-1",
