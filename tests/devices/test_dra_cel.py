@@ -15,8 +15,9 @@ from gpuplane.decisions.devices.cel import (
     CelRuntimeError,
     DeviceData,
     SelectorEngine,
+    partial_device_variable,
 )
-from gpuplane.decisions.devices.cel_rewrite import rewrite_expression
+from gpuplane.decisions.devices.cel_rewrite import device_paths, rewrite_expression
 from gpuplane.model.objects.resource import ALLOCATOR_INPUT, DeviceAttribute, DeviceCapacity
 from gpuplane.surfaces.conformance.dra_cases import load_dra_cases
 
@@ -228,3 +229,18 @@ def test_unset_attribute_is_a_runtime_error() -> None:
 
 def test_case_file_path_is_real() -> None:
     assert isinstance(SHARED_CASES, Path)
+
+
+def test_device_paths_lists_literal_reads() -> None:
+    paths = device_paths('device.driver == "a" && device.capacity["a"]["memory"].isInteger()')
+    assert paths == frozenset({("driver",), ("capacity", "a", "memory")})
+
+
+def test_device_paths_gives_up_on_whole_maps() -> None:
+    assert device_paths('"a" in device.attributes') is None
+    assert device_paths('cel.bind(g, device.attributes["a"], g.x == 1)') is None
+
+
+def test_partial_variable_keeps_every_domain() -> None:
+    variable = partial_device_variable(GPU, frozenset({("attributes", "gpu.nvidia.com", "model")}))
+    assert variable == {"attributes": {"gpu.nvidia.com": {}, "resource.kubernetes.io": {}}}

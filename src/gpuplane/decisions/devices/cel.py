@@ -31,7 +31,9 @@ import cel
 
 from gpuplane.decisions.devices.cel_library import SEMVER_KEY, Library, quantity_value, type_name
 from gpuplane.decisions.devices.cel_rewrite import (
+    DevicePath,
     bound_variables,
+    device_paths,
     rewrite_expression,
     selects_field,
 )
@@ -129,6 +131,8 @@ def device_variable(device: DeviceData, *, consumable_capacity: bool) -> dict[st
 class _Compiled:
     program: Any
     functions: tuple[str, ...]
+    paths: frozenset[DevicePath] | None
+    """The parts of ``device`` the expression reads; None means the whole device."""
 
 
 class SelectorEngine:
@@ -146,7 +150,8 @@ class SelectorEngine:
         self._library = Library()
         self._compiled: dict[str, _Compiled | CelCompileError] = {}
         self._variables: dict[Hashable, dict[str, Any]] = {}
-        self._contexts: dict[tuple[Hashable, tuple[str, ...]], Any] = {}
+        self._contexts: dict[tuple[Hashable, tuple[str, ...], frozenset[DevicePath] | None],
+                             Any] = {}
         self._results: dict[tuple[str, Hashable], bool | CelRuntimeError] = {}
         self.evaluations = 0
         """How many times CEL actually ran (cache misses), for benchmarks."""
@@ -188,7 +193,7 @@ class SelectorEngine:
         else:
             problem = self._check_references(rewritten, program.variables())
             used = tuple(sorted(set(program.functions()) & set(self._library.functions)))
-            result = (_Compiled(program, used) if problem is None
+            result = (_Compiled(program, used, device_paths(expression)) if problem is None
                       else CelCompileError(expression, f"compilation failed: {problem}"))
         self._compiled[expression] = result
         return result
@@ -203,15 +208,25 @@ class SelectorEngine:
             return "undefined field 'allowMultipleAllocations'"
         return None
 
-    def _context(self, device: DeviceData, functions: tuple[str, ...]) -> Any:
-        key = (device.key, functions)
+    def _context(self, device: DeviceData, compiled: _Compiled) -> Any:
+        """Return a context holding the device and the functions ``compiled`` uses.
+
+        The evaluator spends most of an evaluation converting the device into
+        CEL values, so only the parts the expression reads are handed over when
+        they are known.
+        """
+        key = (device.key, compiled.functions, compiled.paths)
         context = self._contexts.get(key)
         if context is None:
-            variable = self._variables.get(device.key)
-            if variable is None:
-                variable = device_variable(device, consumable_capacity=self.consumable_capacity)
-                self._variables[device.key] = variable
-            chosen = {name: self._library.functions[name] for name in functions}
+            if compiled.paths is None:
+                variable = self._variables.get(device.key)
+                if variable is None:
+                    variable = device_variable(device,
+                                               consumable_capacity=self.consumable_capacity)
+                    self._variables[device.key] = variable
+            else:
+                variable = partial_device_variable(device, compiled.paths)
+            chosen = {name: self._library.functions[name] for name in compiled.functions}
             context = cel.Context(variables={"device": variable}, functions=chosen)
             self._contexts[key] = context
         return context
@@ -223,7 +238,7 @@ class SelectorEngine:
         self.evaluations += 1
         self._library.last_error = None
         try:
-            context = self._context(device, compiled.functions)
+            context = self._context(device, compiled)
         except ValueError as error:
             return CelRuntimeError(expression, str(error))
         try:
@@ -238,6 +253,44 @@ class SelectorEngine:
             return CelRuntimeError(expression, f"expression returned {type_name(value)} "
                                    f"{value!r}, but a selector must return bool")
         return value
+
+
+def partial_device_variable(device: DeviceData, paths: frozenset[DevicePath]) -> dict[str, Any]:
+    """Build the parts of the ``device`` variable that ``paths`` read.
+
+    Every domain the device has stays present, possibly empty, so that a
+    missing id fails just as on the whole device. Like :func:`device_variable`
+    it raises ``ValueError`` for any attribute without a value, read or not,
+    because Kubernetes converts the whole device before evaluating.
+    """
+    for name, attribute in device.attributes.items():
+        if attribute.value is None:
+            raise ValueError(f"attribute {name}: unsupported attribute value")
+    variable: dict[str, Any] = {}
+    for path in paths:
+        if len(path) == 1:
+            variable[path[0]] = (device.driver if path[0] == "driver"
+                                 else device.allow_multiple_allocations)
+            continue
+        field, domain, identifier = path
+        source: Mapping[str, Any] = device.attributes if field == "attributes" else device.capacity
+        grouped = variable.get(field)
+        if grouped is None:
+            grouped = variable[field] = {name: {} for name in _domains(source, device.driver)}
+        if domain not in grouped:
+            continue
+        value = source.get(f"{domain}/{identifier}")
+        if value is None and domain == device.driver:
+            value = source.get(identifier)
+        if value is not None:
+            grouped[domain][identifier] = (_attribute_value(identifier, value)
+                                           if field == "attributes"
+                                           else quantity_value(value.value))
+    return variable
+
+
+def _domains(names: Mapping[str, Any], driver: str) -> set[str]:
+    return {name.rpartition("/")[0] or driver for name in names}
 
 
 def _first_line(text: str) -> str:

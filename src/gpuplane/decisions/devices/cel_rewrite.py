@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["bound_variables", "rewrite_expression", "selects_field"]
+__all__ = ["bound_variables", "device_paths", "rewrite_expression", "selects_field"]
 
 _MACROS: Final = frozenset({"all", "exists", "exists_one", "existsOne", "map", "filter",
                             "transformList", "transformMap", "transformMapEntry"})
@@ -148,3 +148,52 @@ def selects_field(expression: str, variable: str, field: str) -> bool:
     return any(tokens[index:index + 3] == [variable, ".", field]
                and (index == 0 or tokens[index - 1] != ".")
                for index in range(len(tokens) - 2))
+
+
+_PLAIN_STRING: Final = re.compile(r"""^(["'])([^"'\\]*)\1$""")
+_IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+DevicePath = tuple[str, ...]
+
+
+def _literal(token: str) -> str | None:
+    match = _PLAIN_STRING.match(token)
+    return match.group(2) if match else None
+
+
+def _path_at(tokens: list[str], index: int) -> DevicePath | None:
+    """Read the access chain that starts at ``tokens[index] == "device"``."""
+    ahead = tokens[index + 1:index + 9]
+    if ahead[:2] == [".", "driver"] or ahead[:2] == [".", "allowMultipleAllocations"]:
+        return (ahead[1],)
+    if len(ahead) < 7 or ahead[0] != "." or ahead[1] not in ("attributes", "capacity"):
+        return None
+    domain = _literal(ahead[3]) if ahead[2] == "[" and ahead[4] == "]" else None
+    if domain is None:
+        return None
+    if ahead[5] == "." and _IDENTIFIER.match(ahead[6]):
+        return (ahead[1], domain, ahead[6])
+    if ahead[5] == "[" and len(ahead) > 7 and ahead[7] == "]":
+        identifier = _literal(ahead[6])
+        return None if identifier is None else (ahead[1], domain, identifier)
+    return None
+
+
+def device_paths(expression: str) -> frozenset[DevicePath] | None:
+    """Return every part of ``device`` the expression reads, or None if it reads whole maps.
+
+    Parts are ``("driver",)`` or ``(field, domain, id)`` with literal domain and id,
+    as in ``device.attributes["gpu.nvidia.com"].productName``. An expression
+    that reads anything else (a whole domain map, a computed key, a macro over
+    a map) returns None, and then the whole device is needed.
+    """
+    tokens = [token for token in _tokens(expression) if not token.isspace()]
+    paths: set[DevicePath] = set()
+    for index, token in enumerate(tokens):
+        if token != "device" or (index and tokens[index - 1] == "."):
+            continue
+        path = _path_at(tokens, index)
+        if path is None:
+            return None
+        paths.add(path)
+    return frozenset(paths)

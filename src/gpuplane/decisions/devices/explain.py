@@ -9,6 +9,7 @@ is the combination: constraints, shared counters, or devices wanted twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from gpuplane.decisions.devices.cel import CelError, SelectorEngine
@@ -32,7 +33,7 @@ class RequestReport:
 
 
 def survey_request(engine: SelectorEngine, pools: Sequence[Pool], node: NodeInfo,
-                   data: RequestData, allocated: frozenset[DeviceID]) -> RequestReport:
+                   data: RequestData, allocated: AbstractSet[DeviceID]) -> RequestReport:
     """Count, over the usable pools, where each device drops out for ``data``."""
     report = RequestReport()
     for pool in pools:
@@ -45,7 +46,7 @@ def survey_request(engine: SelectorEngine, pools: Sequence[Pool], node: NodeInfo
 
 
 def _classify(engine: SelectorEngine, node: NodeInfo, data: RequestData, device: CandidateDevice,
-              *, allocated: frozenset[DeviceID], report: RequestReport) -> None:
+              *, allocated: AbstractSet[DeviceID], report: RequestReport) -> None:
     for expression in (*data.class_selectors, *data.request_selectors):
         try:
             matched = engine.matches(expression, device.data)
@@ -81,7 +82,7 @@ def _describe(report: RequestReport, needed: int, data: RequestData) -> str:
 
 def explain_unfit(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
                   claims: Sequence[tuple[str, list[list[RequestData]], int]],
-                  allocated: frozenset[DeviceID]) -> str:
+                  allocated: AbstractSet[DeviceID]) -> str:
     """Explain a failed search; ``claims`` holds (claim key, alternatives, constraint count)."""
     skipped = [pool for pool in pools if not pool.usable]
     for key, requests, _ in claims:
@@ -100,7 +101,7 @@ def explain_unfit(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
 
 
 def _shortest(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
-              alternatives: list[RequestData], allocated: frozenset[DeviceID]) -> str | None:
+              alternatives: list[RequestData], allocated: AbstractSet[DeviceID]) -> str | None:
     """Describe the first alternative's shortage if no alternative fits on its own."""
     descriptions = []
     for data in alternatives:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -129,11 +130,13 @@ class AllocatedDevices:
     """Devices already allocated to other claims, which the search must not hand out again.
 
     ``devices`` excludes admin-access results, because those never block a
-    device. ``consumed_capacity`` sums what existing shares of multi-allocatable
+    device. A caller in a hot loop may pass a set it keeps up to date instead
+    of a copy, as long as it does not change the set during a call.
+    ``consumed_capacity`` sums what existing shares of multi-allocatable
     devices consume (consumable capacity).
     """
 
-    devices: frozenset[DeviceID] = frozenset()
+    devices: AbstractSet[DeviceID] = frozenset()
     consumed_capacity: dict[DeviceID, dict[str, Decimal]] = field(default_factory=dict)
 
     @classmethod

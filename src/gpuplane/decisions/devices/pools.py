@@ -211,10 +211,11 @@ class Pool:
 
 
 class _SliceEntry:
-    __slots__ = ("devices", "slice")
+    __slots__ = ("devices", "position", "slice")
 
-    def __init__(self, slice_: ResourceSlice) -> None:
+    def __init__(self, slice_: ResourceSlice, position: int) -> None:
         self.slice = slice_
+        self.position = position
         self.devices = tuple(CandidateDevice(slice_, device) for device in slice_.spec.devices)
 
 
@@ -228,11 +229,19 @@ class SliceIndex:
 
     def __init__(self, slices: Sequence[ResourceSlice], features: Features) -> None:
         self.features = features
-        self._entries = [_SliceEntry(slice_) for slice_ in slices]
+        self._entries = [_SliceEntry(slice_, position) for position, slice_ in enumerate(slices)]
         self._by_pool: dict[PoolID, list[_SliceEntry]] = {}
+        # Node-local slices are found by node name, so gathering a node's pools does not
+        # visit every other node's slices; the rest are checked against each node.
+        self._by_node: dict[str, list[_SliceEntry]] = {}
+        self._elsewhere: list[_SliceEntry] = []
         for entry in self._entries:
             spec = entry.slice.spec
             self._by_pool.setdefault(PoolID(spec.driver, spec.pool.name), []).append(entry)
+            if spec.node_name and not spec.shared_counters:
+                self._by_node.setdefault(spec.node_name, []).append(entry)
+            else:
+                self._elsewhere.append(entry)
         self._node_pools: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Pool, ...]] = {}
         self._pools: dict[tuple[PoolID, tuple[int, ...]], Pool] = {}
 
@@ -249,7 +258,9 @@ class SliceIndex:
 
     def _gather(self, node: NodeInfo) -> tuple[Pool, ...]:
         seen: dict[PoolID, list[_SliceEntry]] = {}
-        for entry in self._entries:
+        candidates = [*self._by_node.get(node.name, ()), *self._elsewhere]
+        candidates.sort(key=lambda entry: entry.position)
+        for entry in candidates:
             if self._visible(entry, node):
                 _add_newest(seen, entry)
         pools = [pool for pool_id, entries in sorted(seen.items())
