@@ -2,10 +2,10 @@
 
 Run: ``python benchmarks/dra_allocation.py [--nodes 1000] [--rounds 3]``. Prints JSON.
 
-Three claim shapes are allocated node after node, the way a scheduler fills a
-fleet, until every node is full: (a) one GPU by count, (b) one GPU whose
-memory is at least 80Gi (a CEL capacity selector), (c) one GPU and one NIC
-on the same PCIe root (``matchAttribute``). Each allocation is one
+Three claim shapes are allocated node after node until every node is full, the
+way a scheduler fills a fleet. The shapes are (a) one GPU by count, (b) one GPU
+whose memory is at least 80Gi (a CEL capacity selector), and (c) one GPU and
+one NIC on the same PCIe root (``matchAttribute``). Each allocation is one
 ``Allocator.allocate`` call for one claim and one node, and its result is
 added to the node's allocated devices. The first round runs on cold caches
 (selectors evaluated, candidate lists built); the rounds after it show the
@@ -72,17 +72,20 @@ def fill(allocator: Allocator, names: list[str], pod: ResourceClaim,
     started = time.perf_counter()
     for _ in range(per_node):
         for name in names:
-            taken = used[name]
-            outcome = allocator.allocate(nodes[name], [pod], AllocatedDevices(taken))
+            in_use = used[name]
+            outcome = allocator.allocate(nodes[name], [pod], AllocatedDevices(in_use))
             calls += 1
             if not outcome.allocated:
                 raise RuntimeError(f"benchmark fleet full too early: {outcome.reason}")
-            taken.update(result.device for result in outcome.allocations[0].results)
+            in_use.update(result.device for result in outcome.allocations[0].results)
     return _rate(calls, time.perf_counter() - started)
 
 
 def trivial_fill(slices: list[ResourceSlice], names: list[str], per_node: int) -> dict[str, Any]:
-    """The floor: per node, scan its GPUs and take the first free one, no CEL, no search."""
+    """Fill the fleet with a hand-written loop that takes each node's first free GPU.
+
+    It uses no CEL and no search, so it is the floor for any allocator in Python.
+    """
     gpus: dict[str, list[DeviceID]] = {}
     for item in slices:
         if item.spec.driver == "gpu.nvidia.com":
@@ -95,9 +98,9 @@ def trivial_fill(slices: list[ResourceSlice], names: list[str], per_node: int) -
     started = time.perf_counter()
     for _ in range(per_node):
         for name in names:
-            taken = used[name]
-            choice = next(device for device in gpus[name] if device not in taken)
-            taken.add(choice)
+            in_use = used[name]
+            choice = next(device for device in gpus[name] if device not in in_use)
+            in_use.add(choice)
             calls += 1
     return _rate(calls, time.perf_counter() - started)
 

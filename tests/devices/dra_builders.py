@@ -26,7 +26,12 @@ def device(
     """A device; attribute values are typed by their Python type (str, int, bool)."""
     typed: dict[str, Any] = {}
     for key, value in (attributes or {}).items():
-        kind = "bool" if isinstance(value, bool) else "int" if isinstance(value, int) else "string"
+        if isinstance(value, bool):
+            kind = "bool"
+        elif isinstance(value, int):
+            kind = "int"
+        else:
+            kind = "string"
         typed[key] = {kind: value}
     return {
         "name": name,

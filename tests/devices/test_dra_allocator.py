@@ -286,7 +286,7 @@ def test_reason_names_the_blocking_selector() -> None:
     assert f"8 rejected by '{memory_at_least('80Gi')}'" in outcome.reason
 
 
-def test_invalid_pool_is_a_node_error_only_when_nothing_fits() -> None:
+def test_invalid_pool_fails_only_the_node() -> None:
     slices = [
         resource_slice("s1", device("d1"), count=2),
         resource_slice("s2", device("d1"), count=2),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import pytest
 from cel_oracle import OracleError, evaluate
@@ -225,10 +224,6 @@ def test_unset_attribute_is_a_runtime_error() -> None:
     device = gpu("odd", broken={})
     with pytest.raises(CelRuntimeError, match="unsupported attribute value"):
         SelectorEngine().matches('device.driver != ""', device)
-
-
-def test_case_file_path_is_real() -> None:
-    assert isinstance(SHARED_CASES, Path)
 
 
 def test_device_paths_lists_literal_reads() -> None:

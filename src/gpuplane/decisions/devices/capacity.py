@@ -1,9 +1,10 @@
 """Consumable capacity: how much of a shared device one allocation consumes.
 
-Follows the 1.35 experimental allocator (DRAConsumableCapacity, alpha): a
-request's capacity is rounded up to the device's request policy, a capacity the
-request leaves out consumes the policy default or else the whole capacity, and
-the sum over existing and new shares must stay within the device's value.
+Follows the 1.35 experimental allocator (DRAConsumableCapacity, alpha). A
+request's capacity is rounded up to the device's request policy. A capacity
+the request leaves out consumes the policy default, or else the whole
+capacity. The sum over existing and new shares must stay within the device's
+value.
 """
 
 from __future__ import annotations

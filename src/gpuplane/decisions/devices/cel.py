@@ -1,6 +1,6 @@
 """CEL device selectors, evaluated as Kubernetes 1.35's DRA environment evaluates them.
 
-A selector sees one variable, ``device``, with
+A selector reads one variable, ``device``, with
 
 - ``device.driver``: the slice's driver name;
 - ``device.attributes[domain][id]``: attribute values grouped by domain, where a
@@ -70,7 +70,7 @@ class CelRuntimeError(CelError):
 
 @dataclass(frozen=True, slots=True)
 class DeviceData:
-    """What a selector sees of one device, plus a key that identifies it for caching.
+    """The parts of one device a selector reads, plus a key that identifies the device for caching.
 
     ``key`` must change whenever the content changes; the allocator uses
     driver, pool, pool generation and device name, because a driver bumps the
@@ -154,7 +154,7 @@ class SelectorEngine:
                              Any] = {}
         self._results: dict[tuple[str, Hashable], bool | CelRuntimeError] = {}
         self.evaluations = 0
-        """How many times CEL actually ran (cache misses), for benchmarks."""
+        """Number of CEL evaluations that actually ran (cache misses), for benchmarks."""
 
     def compile(self, expression: str) -> None:
         """Compile ``expression`` into the cache; raise :class:`CelCompileError` if invalid."""
@@ -199,7 +199,10 @@ class SelectorEngine:
         return result
 
     def _check_references(self, rewritten: str, variables: list[str]) -> str | None:
-        """Find what Kubernetes' type checker rejects but the Rust evaluator fails only later."""
+        """Find references that Kubernetes' type checker rejects at compile time.
+
+        The Rust evaluator would only fail on them when it runs the expression.
+        """
         unknown = sorted(set(variables) - {"device"} - bound_variables(rewritten))
         if unknown:
             return f"undeclared reference to {unknown[0]!r}"

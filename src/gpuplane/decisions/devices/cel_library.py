@@ -38,10 +38,11 @@ def _canonical(number: Decimal) -> str:
 
 
 class Failure:
-    """Returned by a library function to make evaluation fail without a logged traceback.
+    """Marker a library function returns to make evaluation fail without a logged warning.
 
-    The evaluator logs every exception a Python function raises; a value it
-    cannot convert fails the evaluation quietly, and the message is kept aside.
+    The evaluator logs a warning for every exception a Python function raises.
+    A value it cannot convert fails the evaluation quietly, and the library
+    keeps the message aside.
     """
 
 

@@ -2,8 +2,8 @@
 
 Called only after a search failed, so it may re-evaluate selectors one by one
 (their outcomes are cached anyway). It checks each request on its own against
-the free devices of the node; if every request could be met alone, the reason
-is the combination: constraints, shared counters, or devices wanted twice.
+the free devices of the node. If every request could be met alone, the reason
+is the combination: constraints, shared counters, or devices two requests need.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__ = ["RequestReport", "explain_unfit", "survey_request"]
 
 @dataclass
 class RequestReport:
-    """How the devices of a node fare against one request or subrequest."""
+    """Tally of where the devices of a node drop out for one request or subrequest."""
 
     checked: int = 0
     rejected_by: dict[str, int] = field(default_factory=dict)
@@ -74,8 +74,8 @@ def _describe(report: RequestReport, needed: int, data: RequestData) -> str:
         parts.append(f"{report.unreachable} not reachable from the node")
     if report.uneval:
         parts.append(f"{report.uneval} could not be evaluated")
-    wanted = "all matching devices" if data.mode_all else f"{needed} device(s)"
-    return (f"request {data.name} needs {wanted} of class "
+    requested = "all matching devices" if data.mode_all else f"{needed} device(s)"
+    return (f"request {data.name} needs {requested} of class "
             f"{data.device_class.metadata.name}, {report.free_matches} free match(es): "
             + "; ".join(parts))
 
@@ -83,7 +83,7 @@ def _describe(report: RequestReport, needed: int, data: RequestData) -> str:
 def explain_unfit(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
                   claims: Sequence[tuple[str, list[list[RequestData]], int]],
                   allocated: AbstractSet[DeviceID]) -> str:
-    """Explain a failed search; ``claims`` holds (claim key, alternatives, constraint count)."""
+    """Explain a failed search; each entry of ``claims`` is (key, alternatives, constraints)."""
     skipped = [pool for pool in pools if not pool.usable]
     for key, requests, _ in claims:
         for alternatives in requests:
@@ -95,7 +95,7 @@ def explain_unfit(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
         kinds.append("the claim constraints")
     if any(pool.counter_sets for pool in pools):
         kinds.append("the shared counters of partitionable devices")
-    kinds.append("devices wanted by more than one request")
+    kinds.append("devices needed by more than one request")
     return (f"node {node.name}: every request can be met on its own, but no combination of free "
             f"devices satisfies {', '.join(kinds)}{_skipped_note(skipped)}")
 

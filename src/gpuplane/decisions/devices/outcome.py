@@ -1,4 +1,4 @@
-"""What one allocation attempt returns: results per claim, or why nothing fits."""
+"""Outcome of one allocation attempt: results per claim, or the reason nothing fits."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ __all__ = [
 
 
 class AllocationStatus(enum.Enum):
-    """How an attempt for one pod on one node ended."""
+    """Result kind of one allocation attempt for one pod on one node."""
 
     ALLOCATED = "allocated"
     UNSCHEDULABLE = "unschedulable"
@@ -84,7 +84,7 @@ class ClaimAllocation:
 class AllocationOutcome:
     """The outcome of one allocation attempt for one pod on one node.
 
-    ``reason`` is empty on success; otherwise it says what blocked, with
+    ``reason`` is empty on success; otherwise it states what blocked, with
     numbers. For UNSCHEDULABLE it is worked out on first access, because a
     scheduler tries many nodes that do not fit and reads few of the reasons.
     ``steps`` counts search steps, the unit of the step budget;
@@ -131,7 +131,7 @@ class AllocatedDevices:
 
     ``devices`` excludes admin-access results, because those never block a
     device. A caller in a hot loop may pass a set it keeps up to date instead
-    of a copy, as long as it does not change the set during a call.
+    of a copy; the caller must not change the set during a call.
     ``consumed_capacity`` sums what existing shares of multi-allocatable
     devices consume (consumable capacity).
     """

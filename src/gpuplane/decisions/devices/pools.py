@@ -1,12 +1,12 @@
-"""Resource pools as one node sees them (``GatherPools`` of the 1.35 allocator).
+"""Resource pools visible from one node (``GatherPools`` of the 1.35 allocator).
 
 A pool is every slice one driver publishes under one pool name. From a node's
 point of view a pool is:
 
-- **complete** when the node sees all ``resourceSliceCount`` slices of the
+- **complete** when the node can use all ``resourceSliceCount`` slices of the
   newest generation, or when the slices it cannot see (other nodes' slices of a
   pool spread across nodes) make up the rest;
-- **dropped** ("obsolete") when another node sees a newer generation, because
+- **dropped** ("obsolete") when another node's view has a newer generation, because
   the driver is replacing the pool;
 - **incomplete** otherwise: kept only so that ``allocationMode: All`` refuses;
 - **invalid** when complete but inconsistent (duplicate device names, duplicate
@@ -120,7 +120,7 @@ class Features:
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """What node selection reads of a node: its name and labels."""
+    """The fields of a node that node selection reads: name and labels."""
 
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -148,7 +148,7 @@ def node_matches(node: NodeInfo, *, node_name: str | None, all_nodes: bool | Non
 
 
 class CandidateDevice:
-    """One device of a slice with what the search needs precomputed."""
+    """A device of a slice, with the values the search needs computed once."""
 
     __slots__ = ("consumes", "data", "device", "id", "per_device_node", "pool_id", "slice")
 
@@ -220,19 +220,19 @@ class _SliceEntry:
 
 
 class SliceIndex:
-    """All ResourceSlices, indexed by pool; gathers and caches the pools each node sees.
+    """Index of all ResourceSlices, which gathers and caches the pools visible from each node.
 
-    The pools of a node depend only on which slices it sees, so nodes that see
-    the same slices share one :class:`Pool` object (and with it the allocator's
-    per-pool caches).
+    The pools of a node depend only on which slices are visible from it, so
+    nodes with the same visible slices share one :class:`Pool` object, and with
+    it the allocator's per-pool caches.
     """
 
     def __init__(self, slices: Sequence[ResourceSlice], features: Features) -> None:
         self.features = features
         self._entries = [_SliceEntry(slice_, position) for position, slice_ in enumerate(slices)]
         self._by_pool: dict[PoolID, list[_SliceEntry]] = {}
-        # Node-local slices are found by node name, so gathering a node's pools does not
-        # visit every other node's slices; the rest are checked against each node.
+        # Node-local slices are found by node name, so gathering a node's pools skips the
+        # slices of every other node. The remaining slices are checked against each node.
         self._by_node: dict[str, list[_SliceEntry]] = {}
         self._elsewhere: list[_SliceEntry] = []
         for entry in self._entries:

@@ -157,8 +157,8 @@ class MatchAttributeConstraint(Constraint):
 class DistinctAttributeConstraint(Constraint):
     """Every device of the listed requests has the attribute, each with another value.
 
-    NOTE: this reproduces Kubernetes 1.35 (consumable capacity, alpha): values
-    are stored per request name and removing a device forgets its request's
+    NOTE: this reproduces Kubernetes 1.35 (consumable capacity, alpha). Values
+    are stored per request name, and removing a device drops its request's
     value, so with ``count > 1`` only a request's latest device is remembered.
     """
 

@@ -18,8 +18,8 @@ def build_allocation(claim: ResourceClaim, picks: Sequence[Pick], chosen: Sequen
     """Build the allocation of ``claim`` from its picks, in search order.
 
     ``chosen`` has the request data used for each request of the claim (the
-    selected subrequest of a ``firstAvailable`` request). ``binding`` tells
-    whether binding conditions are enabled; ``node`` is the node allocated for.
+    selected subrequest of a ``firstAvailable`` request). ``binding`` is whether
+    binding conditions are enabled, and ``node`` is the node allocated for.
     """
     results = tuple(_result(pick, binding) for pick in picks)
     config = (*_class_config(chosen), *_claim_config(claim, chosen))
@@ -43,7 +43,7 @@ def _result(pick: Pick, binding: bool) -> DeviceResult:
 
 
 def _class_config(chosen: Sequence[RequestData]) -> list[DeviceAllocationConfiguration]:
-    """Each class's config once, listing every request that used the class."""
+    """Return each class's config once, listing every request that used the class."""
     config: list[DeviceAllocationConfiguration] = []
     by_class: dict[str, list[DeviceAllocationConfiguration]] = {}
     for data in chosen:
@@ -81,9 +81,10 @@ def _claim_config(claim: ResourceClaim,
 def node_selector(picks: Sequence[Pick], *, node: str, binding: bool) -> NodeSelector | None:
     """Return where the picked devices can be used; None means every node.
 
-    One node-local device pins the claim to its node, and so does a device that
-    binds to the node it is allocated for (with binding conditions on); otherwise the single-term
-    selectors of network-attached devices are merged (AND) without duplicates.
+    One node-local device pins the claim to its node. So does a device that binds
+    to the node it is allocated for, when binding conditions are on. Otherwise
+    the single-term selectors of network-attached devices are merged (AND)
+    without duplicates.
     Raises ``ValueError`` for a selector with several terms, which the API forbids.
     """
     match_fields: list[NodeSelectorRequirement] = []

@@ -1,6 +1,6 @@
 """One run of the allocator's depth-first search (``allocateOne`` in Kubernetes 1.35).
 
-A :class:`Search` lives for one call of ``Allocator.allocate``: it holds the
+A :class:`Search` lives for one call of ``Allocator.allocate``. It keeps the
 claims' request data, the devices picked so far, the counters they consume and
 the claims' constraints, and undoes each pick when the search backtracks.
 """
@@ -74,7 +74,7 @@ class BudgetExhaustedError(Exception):
 
 
 class CandidateSource(Protocol):
-    """What the search needs from the allocator that owns it."""
+    """Interface the search needs from the allocator that owns it."""
 
     features: Features
     classes: Mapping[str, DeviceClass]
@@ -155,7 +155,7 @@ class Search:
     def _check_capacity_gate(self, claim: ResourceClaim, request: DeviceRequest) -> None:
         """Reject capacity requests while consumable capacity is off.
 
-        Only the allocator variant that knows capacity requests checks this;
+        Only the allocator variant that handles capacity requests checks this;
         Kubernetes picks it when consumable capacity or binding conditions are
         on, and the default variant ignores capacity requests.
         """
@@ -419,8 +419,8 @@ class Search:
         """Counter values minus what devices already allocated to other claims consume.
 
         A value may go negative, which simply leaves nothing of that counter.
-        NOTE: Kubernetes 1.35 keys this by pool name alone; here the key is
-        (driver, pool), which differs only when two drivers use one pool name
+        NOTE: Kubernetes 1.35 keys this by pool name alone, and here the key is
+        (driver, pool). The two differ only when two drivers use one pool name
         and both publish counters.
         """
         available = self.available_counters.get(pool.id)

@@ -10,8 +10,8 @@ them: the 2026 file is for research or study use only):
   column, so memory is estimated from the vCPU count (``memory_per_cpu``).
 
 Identical machines become one :class:`NodePool` each, in order of first
-appearance. GPU model names are kept as the traces spell them; those the
-device catalog knows (V100, T4, A100-SXM4-80GB, H800, ...) also get DRA
+appearance. GPU model names are kept as the traces spell them, and those the
+device catalog describes (V100, T4, A100-SXM4-80GB, H800, ...) also get DRA
 devices from the inventory module.
 """
 
@@ -37,7 +37,7 @@ _NO_GPU = {"CPU", ""}
 
 @dataclass(frozen=True)
 class MachineShape:
-    """What makes two machines interchangeable: GPU model and count, CPUs, memory."""
+    """Shape of a machine: GPU model and count, CPUs and memory; one shape, one node pool."""
 
     gpu_model: str
     gpus: int
@@ -120,8 +120,8 @@ def _quantity(text: str) -> Quantity:
 def node_pools(shapes: list[MachineShape], *, prefix: str) -> list[NodePool]:
     """Group identical machines into node pools named ``<prefix>-<model>-<gpus>g-<cpus>c-<mem>gi``.
 
-    A GPU model the device catalog does not know keeps its name and gets no
-    DRA ``devices``; its GPUs still count as the pool's extended resource.
+    A GPU model missing from the device catalog keeps its name. Such a pool
+    gets no DRA ``devices``, but its GPUs still count as its extended resource.
     """
     counts: dict[MachineShape, int] = {}
     for shape in shapes:

@@ -6,10 +6,10 @@ are spread evenly over the node's PCIe root complexes, and both carry the
 standard ``resource.kubernetes.io/pcieRoot`` attribute, so a claim can ask
 for a GPU and a NIC on one root with ``matchAttribute``.
 
-With MIG, the GPUs use the partitionable layout of Kubernetes 1.35: one slice
-with a counter set per GPU, and one slice per GPU with the full GPU (which
-consumes every counter) and its MIG instances (which consume their share,
-including the memory slices they occupy).
+With MIG, the GPUs use the partitionable layout of Kubernetes 1.35. One slice
+holds a counter set per GPU. Each GPU then has a slice with the full GPU, which
+consumes every counter, and its MIG instances, which consume their share,
+including the memory slices they occupy.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def _common(model: GpuModel, devices: NodeDevices) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Site:
-    """Where one physical GPU sits: node, model, index on the node and PCIe root."""
+    """Location of one physical GPU: node, model, index on the node and PCIe root."""
 
     node: str
     model: GpuModel
@@ -187,7 +187,7 @@ def _nic(index: int, root: int, devices: NodeDevices) -> dict[str, Any]:
 
 
 def _gpu_counters(model: GpuModel) -> dict[str, dict[str, str]]:
-    """Every counter of one GPU at its full value: what the full-GPU device consumes."""
+    """Return every counter of one GPU at its full value, as the full-GPU device consumes."""
     profiles = model.mig_profiles
     largest = max(profiles, key=lambda profile: profile.memory_slices)
     counters = {

@@ -2,10 +2,10 @@
 
 ResourceSlice advertises devices, DeviceClass selects a kind of device,
 ResourceClaim and ResourceClaimTemplate request devices. Field names, limits
-and one-of rules follow the v1 API types of Kubernetes 1.35; fields that need
+and one-of rules follow the v1 API types of Kubernetes 1.35. Fields that need
 a feature gate (partitionable devices, consumable capacity, device taints,
-binding conditions) are modelled so that a dump of a cluster with the gate on
-loads, and the allocator decides whether to honour them.
+binding conditions) are modelled too, so that a dump of a cluster with the gate
+on loads, and the allocator decides whether to honour them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ RESOURCE_GROUP = "resource.k8s.io"
 _API_VERSION = "resource.k8s.io/v1"
 
 ALLOCATION_RESULTS_MAX_SIZE = 32
-"""Most devices one claim may be allocated (``AllocationResultsMaxSize``)."""
+"""Maximum number of devices allocated to one claim (``AllocationResultsMaxSize``)."""
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -81,7 +81,7 @@ validated without it and get every API rule.
 
 
 def _api_rules(info: ValidationInfo) -> bool:
-    """Tell whether API server validation rules apply (they do unless told otherwise)."""
+    """Tell whether API server validation rules apply: always, unless in ALLOCATOR_INPUT."""
     return not (isinstance(info.context, dict) and info.context.get("allocator_input"))
 
 

@@ -132,8 +132,8 @@ def load_dra_cases(path: Path) -> list[DraCase]:
     """Read and validate a dra-cases/v1 file; every mistake carries file, line and field."""
     documents = load_documents(path, error=CaseFileError)
     if len(documents) != 1 or not isinstance(documents[0].data, dict):
-        raise CaseFileError(problem="A dra-cases file holds one YAML mapping with schema and "
-                            "cases.", location=Location(source=str(path)))
+        raise CaseFileError(problem="Invalid dra-cases file: expected one YAML mapping with "
+                            "schema and cases.", location=Location(source=str(path)))
     document = documents[0]
     data = document.data
     if data.get("schema") != SCHEMA:
@@ -303,7 +303,10 @@ def _sorted(results: Counter[tuple[str, str, bool, bool]]) -> list[str]:
     texts = []
     for (request, device, admin, shared), count in sorted(results.items()):
         text = f"{request}={device}"
-        text += (" (admin)" if admin else "") + (" (shared)" if shared else "")
+        if admin:
+            text += " (admin)"
+        if shared:
+            text += " (shared)"
         texts.extend([text] * count)
     return texts
 
