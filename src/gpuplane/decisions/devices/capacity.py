@@ -31,9 +31,11 @@ def _rounded(requested: Decimal, policy: CapacityRequestPolicy | None) -> Decima
             return minimum
         if valid_range.step is None:
             return requested
-        step, base = _ceil(valid_range.step.number), _ceil(minimum)
-        steps = -(-(_ceil(requested) - base) // step)
-        return base + step * steps
+        # Kubernetes rounds in whole units (Quantity.Value), so integers are exact here.
+        step, base = int(_ceil(valid_range.step.number)), int(_ceil(minimum))
+        added = int(_ceil(requested)) - base
+        steps = added // step + (1 if added % step else 0)
+        return Decimal(base + step * steps)
     for value in policy.valid_values:
         if requested <= value.number:
             return value.number
@@ -50,8 +52,8 @@ def _violates(value: Decimal, policy: CapacityRequestPolicy | None) -> bool:
         if valid_range.max is not None and value > valid_range.max.number:
             return True
         if valid_range.step is not None:
-            offset = _ceil(value) - _ceil(valid_range.min.number)
-            return offset % _ceil(valid_range.step.number) != 0
+            offset = int(_ceil(value)) - int(_ceil(valid_range.min.number))
+            return offset % int(_ceil(valid_range.step.number)) != 0
         return False
     if policy.valid_values:
         return all(value != valid.number for valid in policy.valid_values)

@@ -93,6 +93,11 @@ class Features:
         "DRAConsumableCapacity": "consumable_capacity",
         "DRADeviceBindingConditions": "device_binding",
     }
+    # Gates that exist in Kubernetes 1.35 but do not change what the allocator does.
+    NEUTRAL_GATES: ClassVar[frozenset[str]] = frozenset({
+        "DynamicResourceAllocation", "DRAResourceClaimDeviceStatus", "DRASchedulerFilterTimeout",
+        "DRAExtendedResource", "DRADeviceTaintRules",
+    })
 
     @classmethod
     def with_gates(cls, gates: Iterable[str]) -> Features:
@@ -112,8 +117,11 @@ class Features:
     def _switched_on(cls, gates: Iterable[str]) -> dict[str, bool]:
         values: dict[str, bool] = {}
         for gate in gates:
+            if gate in cls.NEUTRAL_GATES:
+                continue
             if gate not in cls.GATES:
-                raise ValueError(f"unknown DRA feature gate {gate!r}; known: {sorted(cls.GATES)}")
+                known = sorted({*cls.GATES, *cls.NEUTRAL_GATES})
+                raise ValueError(f"unknown DRA feature gate {gate!r}; known: {known}")
             values[cls.GATES[gate]] = True
         return values
 

@@ -218,7 +218,8 @@ class Search:
             for device, failure in self.owner.candidates(pool, data):
                 if failure is not None:
                     raise self._selector_error(data, failure)
-                if device.reachable_from(self.node):
+                # With consumable capacity, devices without room for the request are left out.
+                if device.reachable_from(self.node) and self._capacity_fits(data, device):
                     devices.append(device)
         return devices
 
