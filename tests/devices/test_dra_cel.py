@@ -94,7 +94,7 @@ def case_devices_and_selectors() -> tuple[list[DeviceData], list[str]]:
             for item in case.slices:
                 devices += [
                     DeviceData(
-                        key=(case.id, item.name, d.name),
+                        key=(case.id, item.driver, item.pool.name, item.name, d.name),
                         driver=item.driver,
                         attributes=d.attributes,
                         capacity=d.capacity,
