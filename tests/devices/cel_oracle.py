@@ -125,6 +125,9 @@ def device_activation(device: DeviceData) -> dict[str, Any]:
             celtypes.StringType("driver"): celtypes.StringType(device.driver),
             celtypes.StringType("attributes"): _grouped(attributes, device.driver),
             celtypes.StringType("capacity"): _grouped(capacity, device.driver),
+            celtypes.StringType("allowMultipleAllocations"): celtypes.BoolType(
+                device.allow_multiple_allocations
+            ),
         }
     )
     return {"device": variable}

@@ -98,6 +98,7 @@ def case_devices_and_selectors() -> tuple[list[DeviceData], list[str]]:
                         driver=item.driver,
                         attributes=d.attributes,
                         capacity=d.capacity,
+                        allow_multiple_allocations=bool(d.allow_multiple_allocations),
                     )
                     for d in item.devices
                 ]
@@ -113,7 +114,7 @@ def outcome(function: object, expression: str, device: DeviceData) -> object:
 
 def test_oracle_agrees_on_case_selectors() -> None:
     devices, selectors = case_devices_and_selectors()
-    engine = SelectorEngine()
+    engine = SelectorEngine(consumable_capacity=True)
     assert selectors
     for expression in selectors:
         for device in devices:
