@@ -17,7 +17,7 @@ from dra_builders import (
 
 from gpuplane.decisions.devices.allocator import Allocator
 from gpuplane.decisions.devices.outcome import AllocatedDevices, AllocationStatus
-from gpuplane.decisions.devices.pools import Features
+from gpuplane.decisions.devices.pools import DeviceID, Features
 from gpuplane.model.objects.resource import DeviceClaimConfiguration, DeviceClass
 
 PARTITIONABLE = Features(partitionable_devices=True)
@@ -358,3 +358,10 @@ def test_allocation_result_round_trips_into_status() -> None:
         {"request": "a", "driver": "driver-a", "pool": "pool-1", "device": "d1"}
     ]
     assert dumped["nodeSelector"]["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["node-1"]
+
+
+def test_exclusive_devices_skip_admin_results() -> None:
+    slices = [resource_slice("s1", device("d1"), device("d2"))]
+    pod = claim("c", exact("a"), exact("admin", adminAccess=True))
+    outcome = Allocator(slices, [device_class()]).allocate(NODE_1, [pod])
+    assert outcome.exclusive_devices() == {DeviceID("driver-a", "pool-1", "d1")}

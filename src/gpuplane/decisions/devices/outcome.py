@@ -124,6 +124,15 @@ class AllocationOutcome:
     def aborts_attempt(self) -> bool:
         return self.status is AllocationStatus.ATTEMPT_ERROR
 
+    def exclusive_devices(self) -> set[DeviceID]:
+        """Return the allocated devices that other claims may no longer use.
+
+        Admin-access results and shares of multi-allocatable devices are left
+        out, as :meth:`AllocatedDevices.from_claims` leaves them out.
+        """
+        return {result.device for allocation in self.allocations for result in allocation.results
+                if not result.admin_access and result.share_id is None}
+
 
 @dataclass(frozen=True)
 class AllocatedDevices:
