@@ -14,10 +14,12 @@ scheduling attempt instead of counting as "no match", so they are raised here as
 :class:`CelRuntimeError` and never folded into ``False``.
 
 The evaluator is the ``common-expression-language`` package (the Rust ``cel``
-crate). It has no opaque custom types, so Kubernetes' Quantity and Semver values
-travel as one-key maps holding a canonical string: ``==`` then compares by value
-and ``<`` has no overload, as in Kubernetes, where quantities are ordered only
-through ``compareTo`` and friends.
+crate). NOTE: it has no opaque custom types and no default-valued maps, so two
+choices stand in for them. Quantity and Semver values travel as one-key maps
+holding a canonical string, so ``==`` compares by value and ``<`` has no
+overload, as in Kubernetes. The empty-map default for an unknown domain comes
+from rewriting each ``device.attributes[...]`` lookup (see ``cel_rewrite``),
+which a lookup through a bound variable escapes.
 """
 
 from __future__ import annotations
