@@ -395,15 +395,21 @@ class Search:
             for constraint in self.constraints[claim]:
                 constraint.remove(data.base_name, data.sub_name, device)
             holders.discard(claim)
+            picks.pop()
             if counted:
                 self._release_counters(device)
-            if shared and consumed:
-                _subtract_from(self.allocating_capacity[device.id], consumed)
-                if not any(self.allocating_capacity[device.id].values()):
+            if share_id is not None:
+                remaining = self.allocating_capacity[device.id]
+                _subtract_from(remaining, consumed)
+                if not any(remaining.values()) and not self._other_share(device.id):
                     del self.allocating_capacity[device.id]
-            picks.pop()
 
         return undo
+
+    def _other_share(self, device: DeviceID) -> bool:
+        """Tell whether a pick of this call still holds a share of ``device``."""
+        return any(pick.share_id is not None and pick.device.id == device
+                   for picks in self.picks for pick in picks)
 
     def _capacity_in_use(self, device: DeviceID) -> bool:
         return device in self.allocated_capacity or device in self.allocating_capacity
