@@ -17,7 +17,8 @@ from dra_builders import (
 
 from gpuplane.decisions.devices.allocator import Allocator
 from gpuplane.decisions.devices.outcome import AllocatedDevices, AllocationStatus
-from gpuplane.decisions.devices.pools import DeviceID, Features
+from gpuplane.decisions.devices.pools import DeviceID, Features, NodeInfo
+from gpuplane.model.objects.core import Node
 from gpuplane.model.objects.resource import DeviceClaimConfiguration, DeviceClass
 
 PARTITIONABLE = Features(partitionable_devices=True)
@@ -365,3 +366,10 @@ def test_exclusive_devices_skip_admin_results() -> None:
     pod = claim("c", exact("a"), exact("admin", adminAccess=True))
     outcome = Allocator(slices, [device_class()]).allocate(NODE_1, [pod])
     assert outcome.exclusive_devices() == {DeviceID("driver-a", "pool-1", "d1")}
+
+
+def test_node_info_reads_a_node() -> None:
+    node = Node.model_validate({"metadata": {"name": "n1", "labels": {"zone": "a"}}})
+    info = NodeInfo.from_node(node)
+    assert info.name == "n1"
+    assert dict(info.labels) == {"zone": "a"}

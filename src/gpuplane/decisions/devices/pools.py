@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import ClassVar, NamedTuple
 
 from gpuplane.decisions.devices.cel import DeviceData
-from gpuplane.model.objects.core import NodeSelector, NodeSelectorTerm
+from gpuplane.model.objects.core import Node, NodeSelector, NodeSelectorTerm
 from gpuplane.model.objects.resource import Device, ResourceSlice
 
 __all__ = [
@@ -132,6 +132,10 @@ class NodeInfo:
 
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_node(cls, node: Node) -> NodeInfo:
+        return cls(node.metadata.name, dict(node.metadata.labels))
 
 
 def _term_matches(term: NodeSelectorTerm, node: NodeInfo) -> bool:
