@@ -97,7 +97,8 @@ class DraCase(_CaseModel):
     source: str = ""
     why: str = ""
     features: list[str] = Field(default_factory=list)
-    node: CaseNode
+    node: CaseNode = Field(default_factory=lambda: CaseNode(name=""))
+    """A case without a node runs on a node with no name and no labels."""
     classes: list[CaseClass] = Field(default_factory=list)
     slices: list[CaseSlice] = Field(default_factory=list)
     allocated: list[str] = Field(default_factory=list)
