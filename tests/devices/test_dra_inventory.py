@@ -24,7 +24,11 @@ from gpuplane.model.inventory import (
 from gpuplane.model.platform.generate import generate_cluster_objects
 from gpuplane.model.platform.spec import NodePool, Platform
 
-INVENTORIES = Path("/work/shared/traces/alibaba-node-inventories")
+_INVENTORY_CANDIDATES = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "traces" / "alibaba-node-inventories",
+    Path("/work/shared/traces/alibaba-node-inventories"),
+)
+INVENTORIES = next((p for p in _INVENTORY_CANDIDATES if p.exists()), _INVENTORY_CANDIDATES[-1])
 needs_inventories = pytest.mark.skipif(
     not INVENTORIES.exists(), reason=f"the Alibaba inventories are not at {INVENTORIES}"
 )
