@@ -160,7 +160,6 @@ def test_selector_values(expression: str, expected: bool) -> None:
         ('device.attributes["gpu.nvidia.com"].model == "a100"', "no such key: model"),
         ('quantity("200K") == quantity("1")', "quantities must match"),
         ('quantity("1Gi") < quantity("2Gi")', "No such overload"),
-        ("device.driver", "must return bool"),
         ('semver("1.2") == semver("1.2.0")', "invalid semver"),
     ],
 )
@@ -176,6 +175,8 @@ def test_runtime_errors(expression: str, message: str) -> None:
         ("device.driver ==", "Syntax error"),
         ('device.attributes["gpu.nvidia.com"].?model.orValue("x") == "x"', "unsupported syntax"),
         ("device.allowMultipleAllocations", "undefined field"),
+        ("device.driver", "must evaluate to bool or the unknown type, not string"),
+        ("1", "must evaluate to bool or the unknown type, not int"),
     ],
 )
 def test_compile_errors(expression: str, message: str) -> None:
@@ -240,3 +241,109 @@ def test_device_paths_gives_up_on_whole_maps() -> None:
 def test_partial_variable_keeps_every_domain() -> None:
     variable = partial_device_variable(GPU, frozenset({("attributes", "gpu.nvidia.com", "model")}))
     assert variable == {"attributes": {"gpu.nvidia.com": {}, "resource.kubernetes.io": {}}}
+
+
+def device_of(driver: str = "dra.example.com", **fields: object) -> DeviceData:
+    attributes = {
+        name: DeviceAttribute.model_validate(value, context=ALLOCATOR_INPUT)
+        for name, value in dict(fields.get("attributes", {})).items()  # type: ignore[call-overload]
+    }
+    capacity = {
+        name: DeviceCapacity.model_validate({"value": value})
+        for name, value in dict(fields.get("capacity", {})).items()  # type: ignore[call-overload]
+    }
+    return DeviceData(
+        key=repr(fields) + driver, driver=driver, attributes=attributes, capacity=capacity
+    )
+
+
+NAME_TRUE = {"name": {"bool": True}}
+
+
+@pytest.mark.parametrize(
+    ("expression", "device", "expected"),
+    [
+        ('"no-such-domain" in device.attributes', device_of(), False),
+        (
+            '"dra.example.com" in device.attributes',
+            device_of(attributes={"dra.example.com/something": {"bool": True}}),
+            True,
+        ),
+        ('device.driver == ""', device_of(driver=""), True),
+        ('device.attributes["dra.example.com"].name', device_of(attributes=NAME_TRUE), True),
+        ('device.attributes["dra.example.com"]["name"]', device_of(attributes=NAME_TRUE), True),
+        (
+            'cel.bind(dra, device.attributes["dra.example.com"], dra.name)',
+            device_of(attributes=NAME_TRUE),
+            True,
+        ),
+        (
+            'device.attributes["other.example.com"].name',
+            device_of(attributes={"other.example.com/name": {"bool": True}}),
+            True,
+        ),
+        (
+            'device.attributes["dra.example.com"].name.isGreaterThan(semver("v0.0.1", true))'
+            ' && isSemver("v1.0.0", true)',
+            device_of(attributes={"name": {"version": "1.0.0"}}),
+            True,
+        ),
+        (
+            '"name" in device.capacity["dra.example.com"]'
+            ' && device.capacity["dra.example.com"].name.isGreaterThan(quantity("1Ki"))',
+            device_of(capacity={"name": "1Mi"}),
+            True,
+        ),
+        (
+            '!("name" in device.capacity["dra.example.com"])'
+            ' || device.capacity["dra.example.com"].name.isGreaterThan(quantity("1Ki"))',
+            device_of(),
+            True,
+        ),
+        (
+            'device.attributes.exists_one(x, x == "dra.example.com")',
+            device_of(attributes={"services": {"string": "some_example_value"}}),
+            True,
+        ),
+        (
+            'device.capacity["dra.example.com"].exists_one(x, x == "memory")',
+            device_of(capacity={"memory": "1Mi"}),
+            True,
+        ),
+        (
+            'device.attributes["dra.example.com"].services.split("example").size() >= 2',
+            device_of(attributes={"services": {"string": "some_example_value"}}),
+            True,
+        ),
+        (
+            'device.attributes["dra.example.com"].services.matches("[^a]?sym")',
+            device_of(attributes={"services": {"string": "asymetric"}}),
+            True,
+        ),
+    ],
+)
+def test_kubernetes_environment_cases(expression: str, device: DeviceData, expected: bool) -> None:
+    assert SelectorEngine().matches(expression, device) is expected
+
+
+def test_map_lookup_of_missing_id_is_an_error() -> None:
+    expression = 'device.attributes["no-such-domain"]["noSuchAttr"].isGreaterThan(quantity("0"))'
+    with pytest.raises(CelRuntimeError, match="no such key: noSuchAttr"):
+        SelectorEngine().matches(expression, device_of())
+
+
+def test_runaway_loops_exceed_the_cost_limit() -> None:
+    ten = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
+    expression = "true"
+    for name in "abcdefg":
+        expression = f"{ten}.all({name}, {expression})"
+    with pytest.raises(CelRuntimeError, match="actual cost limit exceeded"):
+        SelectorEngine().matches(expression, device_of())
+
+
+def test_small_loops_run() -> None:
+    assert SelectorEngine().matches("[1, 2, 3].all(x, [4, 5].exists(y, y > x))", device_of())
+
+
+def test_device_paths_treat_map_calls_as_whole_maps() -> None:
+    assert device_paths('device.capacity["a"].exists_one(x, x == "memory")') is None

@@ -31,11 +31,17 @@ from typing import Any
 
 import cel
 
-from gpuplane.decisions.devices.cel_library import SEMVER_KEY, Library, quantity_value, type_name
+from gpuplane.decisions.devices.cel_library import (
+    QUANTITY_KEY,
+    SEMVER_KEY,
+    Library,
+    quantity_value,
+)
 from gpuplane.decisions.devices.cel_rewrite import (
     DevicePath,
     bound_variables,
     device_paths,
+    literal_iterations,
     rewrite_expression,
     selects_field,
 )
@@ -129,12 +135,18 @@ def device_variable(device: DeviceData, *, consumable_capacity: bool) -> dict[st
 # --- the engine ---------------------------------------------------------------------------------
 
 
+COST_LIMIT = 1_000_000
+"""Kubernetes' runtime cost limit for one selector evaluation."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     program: Any
     functions: tuple[str, ...]
     paths: frozenset[DevicePath] | None
     """The parts of ``device`` the expression reads; None means the whole device."""
+    runtime_error: str | None = None
+    """An error every evaluation would end in, found before running the expression."""
 
 
 class SelectorEngine:
@@ -154,7 +166,7 @@ class SelectorEngine:
         self._variables: dict[Hashable, dict[str, Any]] = {}
         self._contexts: dict[tuple[Hashable, tuple[str, ...], frozenset[DevicePath] | None],
                              Any] = {}
-        self._results: dict[tuple[str, Hashable], bool | CelRuntimeError] = {}
+        self._results: dict[tuple[str, Hashable], bool | CelError] = {}
         self.evaluations = 0
         """Number of CEL evaluations that actually ran (cache misses), for benchmarks."""
 
@@ -178,7 +190,7 @@ class SelectorEngine:
                 self._results.clear()
                 self._contexts.clear()
             self._results[key] = outcome
-        if isinstance(outcome, CelRuntimeError):
+        if isinstance(outcome, CelError):
             raise outcome
         return outcome
 
@@ -195,7 +207,8 @@ class SelectorEngine:
         else:
             problem = self._check_references(rewritten, program.variables())
             used = tuple(sorted(set(program.functions()) & set(self._library.functions)))
-            result = (_Compiled(program, used, device_paths(expression)) if problem is None
+            result = (_Compiled(program, used, device_paths(expression), _cost_error(expression))
+                      if problem is None
                       else CelCompileError(expression, f"compilation failed: {problem}"))
         self._compiled[expression] = result
         return result
@@ -236,10 +249,12 @@ class SelectorEngine:
             self._contexts[key] = context
         return context
 
-    def _evaluate(self, expression: str, device: DeviceData) -> bool | CelRuntimeError:
+    def _evaluate(self, expression: str, device: DeviceData) -> bool | CelError:
         compiled = self._compile(expression)
         if isinstance(compiled, CelCompileError):
             raise compiled
+        if compiled.runtime_error is not None:
+            return CelRuntimeError(expression, compiled.runtime_error)
         self.evaluations += 1
         self._library.last_error = None
         try:
@@ -255,8 +270,9 @@ class SelectorEngine:
             message = self._library.last_error or _first_line(str(error))
             return CelRuntimeError(expression, message)
         if not isinstance(value, bool):
-            return CelRuntimeError(expression, f"expression returned {type_name(value)} "
-                                   f"{value!r}, but a selector must return bool")
+            # Kubernetes' type checker rejects such an expression when it compiles it.
+            return CelCompileError(expression, "must evaluate to bool or the unknown type, not "
+                                   f"{_cel_type(value)}")
         return value
 
 
@@ -296,6 +312,31 @@ def partial_device_variable(device: DeviceData, paths: frozenset[DevicePath]) ->
 
 def _domains(names: Mapping[str, Any], driver: str) -> set[str]:
     return {name.rpartition("/")[0] or driver for name in names}
+
+
+def _cost_error(expression: str) -> str | None:
+    """Report an expression whose loops alone exceed Kubernetes' cost limit.
+
+    NOTE: the Rust evaluator tracks no cost, so only loops over list literals
+    are counted, each iteration at the lowest cost of one. This catches
+    runaway nesting before it runs, not every expression Kubernetes would stop.
+    """
+    if literal_iterations(expression) > COST_LIMIT:
+        return "operation cancelled: actual cost limit exceeded"
+    return None
+
+
+def _cel_type(value: object) -> str:
+    """Name the CEL type of an evaluation result."""
+    if isinstance(value, dict) and QUANTITY_KEY in value:
+        return "Quantity"
+    if isinstance(value, dict) and SEMVER_KEY in value:
+        return "Semver"
+    if isinstance(value, dict):
+        return "map"
+    names = {int: "int", float: "double", str: "string", bytes: "bytes", list: "list",
+             type(None): "null_type"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _first_line(text: str) -> str:

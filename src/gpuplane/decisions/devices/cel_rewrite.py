@@ -13,7 +13,13 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["bound_variables", "device_paths", "rewrite_expression", "selects_field"]
+__all__ = [
+    "bound_variables",
+    "device_paths",
+    "literal_iterations",
+    "rewrite_expression",
+    "selects_field",
+]
 
 _MACROS: Final = frozenset({"all", "exists", "exists_one", "existsOne", "map", "filter",
                             "transformList", "transformMap", "transformMapEntry"})
@@ -172,7 +178,9 @@ def _path_at(tokens: list[str], index: int) -> DevicePath | None:
     if domain is None:
         return None
     if ahead[5] == "." and _IDENTIFIER.match(ahead[6]):
-        return (ahead[1], domain, ahead[6])
+        # ``.exists_one(...)`` and other calls on the domain map read the whole map.
+        called = len(ahead) > 7 and ahead[7] == "("
+        return None if called else (ahead[1], domain, ahead[6])
     if ahead[5] == "[" and len(ahead) > 7 and ahead[7] == "]":
         identifier = _literal(ahead[6])
         return None if identifier is None else (ahead[1], domain, identifier)
@@ -197,3 +205,47 @@ def device_paths(expression: str) -> frozenset[DevicePath] | None:
             return None
         paths.add(path)
     return frozenset(paths)
+
+
+def _list_length(tokens: list[str], close: int) -> int | None:
+    """Count the elements of the list literal that ends at ``tokens[close] == "]"``."""
+    depth = 0
+    for index in range(close, -1, -1):
+        token = tokens[index]
+        if token in _OPEN.values():
+            depth += 1
+        elif token in _OPEN:
+            depth -= 1
+            if depth == 0:
+                if token != "[" or (index and tokens[index - 1] not in _OPEN and tokens[index - 1]
+                                    not in (",", "&&", "||", "!", "==", "!=", "?", ":")):
+                    return None
+                inner = tokens[index + 1:close]
+                return len(_split_arguments(inner)) if inner else 0
+    return None
+
+
+def literal_iterations(expression: str) -> int:
+    """Return the most loop iterations nested macros over list literals need.
+
+    ``[1, 2, 3].all(x, [1, 2].exists(y, ...))`` needs 3 * 2 = 6 iterations.
+    Macros over anything but a list literal count as one iteration, so the
+    result is a lower bound on the work an evaluation does.
+    """
+    tokens = [token for token in _tokens(expression) if not token.isspace()]
+    spans: list[tuple[int, int, int]] = []
+    for index in range(1, len(tokens) - 2):
+        if tokens[index] != "." or tokens[index + 1] not in _MACROS or tokens[index + 2] != "(":
+            continue
+        size = _list_length(tokens, index - 1) if tokens[index - 1] == "]" else None
+        close = _closing(tokens, index + 2)
+        if size is not None and close > 0:
+            spans.append((index + 2, close, size))
+    best = 1
+    for start, end, size in spans:
+        product = size
+        for other_start, other_end, other_size in spans:
+            if other_start < start and end <= other_end:
+                product *= other_size
+        best = max(best, product)
+    return best
