@@ -203,7 +203,8 @@ class SelectorEngine:
         try:
             program = cel.compile(rewritten)
         except (ValueError, RuntimeError) as error:
-            result = CelCompileError(expression, _compile_message(str(error)))
+            result = CelCompileError(expression,
+                                     f"compilation failed: {_compile_message(str(error))}")
         else:
             problem = self._check_references(rewritten, program.variables())
             used = tuple(sorted(set(program.functions()) & set(self._library.functions)))
