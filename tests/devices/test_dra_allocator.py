@@ -261,7 +261,7 @@ def test_missing_attribute_fails_match_constraint() -> None:
     pod = claim("c", exact("a"), exact("b"), constraints=[{"matchAttribute": "driver-a/numa"}])
     outcome = Allocator(slices, [device_class()]).allocate(NODE_1, [pod])
     assert outcome.status is AllocationStatus.UNSCHEDULABLE
-    assert "claim constraints" in outcome.reason
+    assert "satisfies matchAttribute driver-a/numa of claim default/c" in outcome.reason
 
 
 def test_cel_error_only_when_search_reaches_device() -> None:

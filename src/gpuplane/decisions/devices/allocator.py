@@ -124,7 +124,8 @@ class Allocator:
         return tuple(allocations)
 
     def _explain(self, search: Search) -> str:
-        claims = [(claim.key, search.requests[index], len(search.constraints[index]))
+        claims = [(claim.key, search.requests[index],
+                   [constraint.describe() for constraint in search.constraints[index]])
                   for index, claim in enumerate(search.claims)]
         return explain_unfit(self.engine, search.node, search.pools, claims, search.allocated)
 

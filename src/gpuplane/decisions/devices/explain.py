@@ -81,7 +81,7 @@ def _describe(report: RequestReport, needed: int, data: RequestData) -> str:
 
 
 def explain_unfit(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
-                  claims: Sequence[tuple[str, list[list[RequestData]], int]],
+                  claims: Sequence[tuple[str, list[list[RequestData]], list[str]]],
                   allocated: AbstractSet[DeviceID]) -> str:
     """Explain a failed search; each entry of ``claims`` is (key, alternatives, constraints)."""
     skipped = [pool for pool in pools if not pool.usable]
@@ -90,14 +90,12 @@ def explain_unfit(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
             short = _shortest(engine, node, pools, alternatives, allocated)
             if short is not None:
                 return f"node {node.name}: claim {key}: {short}{_skipped_note(skipped)}"
-    kinds = []
-    if any(constraints for _, _, constraints in claims):
-        kinds.append("the claim constraints")
+    limits = [f"{text} of claim {key}" for key, _, constraints in claims for text in constraints]
     if any(pool.counter_sets for pool in pools):
-        kinds.append("the shared counters of partitionable devices")
-    kinds.append("devices needed by more than one request")
-    return (f"node {node.name}: every request can be met on its own, but no combination of free "
-            f"devices satisfies {', '.join(kinds)}{_skipped_note(skipped)}")
+        limits.append("the shared counters of partitionable devices")
+    condition = f" that satisfies {' and '.join(limits)}" if limits else ""
+    return (f"node {node.name}: every request can be met on its own, but there is no combination "
+            f"of free devices, one per request slot{condition}{_skipped_note(skipped)}")
 
 
 def _shortest(engine: SelectorEngine, node: NodeInfo, pools: Sequence[Pool],
