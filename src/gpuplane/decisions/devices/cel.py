@@ -163,9 +163,6 @@ class SelectorEngine:
         self.max_cached_results = max_cached_results
         self._library = Library()
         self._compiled: dict[str, _Compiled | CelCompileError] = {}
-        self._variables: dict[Hashable, dict[str, Any]] = {}
-        self._contexts: dict[tuple[Hashable, tuple[str, ...], frozenset[DevicePath] | None],
-                             Any] = {}
         self._results: dict[tuple[str, Hashable], bool | CelError] = {}
         self.evaluations = 0
         """Number of CEL evaluations that actually ran (cache misses), for benchmarks."""
@@ -188,7 +185,6 @@ class SelectorEngine:
             outcome = self._evaluate(expression, device)
             if len(self._results) >= self.max_cached_results:
                 self._results.clear()
-                self._contexts.clear()
             self._results[key] = outcome
         if isinstance(outcome, CelError):
             raise outcome
@@ -228,27 +224,19 @@ class SelectorEngine:
         return None
 
     def _context(self, device: DeviceData, compiled: _Compiled) -> Any:
-        """Return a context holding the device and the functions ``compiled`` uses.
+        """Build a context holding the device and the functions ``compiled`` uses.
 
         The evaluator spends most of an evaluation converting the device into
         CEL values, so only the parts the expression reads are handed over when
-        they are known.
+        they are known. Contexts are not kept: each (expression, device) pair
+        runs once, and a kept context costs kilobytes of the evaluator's memory.
         """
-        key = (device.key, compiled.functions, compiled.paths)
-        context = self._contexts.get(key)
-        if context is None:
-            if compiled.paths is None:
-                variable = self._variables.get(device.key)
-                if variable is None:
-                    variable = device_variable(device,
-                                               consumable_capacity=self.consumable_capacity)
-                    self._variables[device.key] = variable
-            else:
-                variable = partial_device_variable(device, compiled.paths)
-            chosen = {name: self._library.functions[name] for name in compiled.functions}
-            context = cel.Context(variables={"device": variable}, functions=chosen)
-            self._contexts[key] = context
-        return context
+        if compiled.paths is None:
+            variable = device_variable(device, consumable_capacity=self.consumable_capacity)
+        else:
+            variable = partial_device_variable(device, compiled.paths)
+        chosen = {name: self._library.functions[name] for name in compiled.functions}
+        return cel.Context(variables={"device": variable}, functions=chosen)
 
     def _evaluate(self, expression: str, device: DeviceData) -> bool | CelError:
         compiled = self._compile(expression)
