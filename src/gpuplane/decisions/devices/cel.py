@@ -80,7 +80,7 @@ class CelRuntimeError(CelError):
 class DeviceData:
     """The parts of one device a selector reads, plus a key that identifies the device for caching.
 
-    ``key`` must change whenever the content changes; the allocator uses
+    ``key`` must change whenever the content changes. The allocator uses
     driver, pool, pool generation and device name, because a driver bumps the
     generation on every change to a pool.
     """
