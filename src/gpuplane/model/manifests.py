@@ -30,6 +30,12 @@ from gpuplane.model.objects.kueue import (
     Workload,
     WorkloadPriorityClass,
 )
+from gpuplane.model.objects.resource import (
+    DeviceClass,
+    ResourceClaim,
+    ResourceClaimTemplate,
+    ResourceSlice,
+)
 from gpuplane.model.yamlio import Document, FieldPath, format_path, iter_objects, load_documents
 
 __all__ = [
@@ -311,7 +317,65 @@ def _convert_workload(version: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+# --- resource.k8s.io version conversion ----------------------------------------------------------
+# v1beta2 has the v1 shapes. v1beta1 wraps a device's fields in ``basic`` and puts an exact
+# request's fields on the request itself; both are rewritten into the v1 shape here.
+
+_REQUEST_FIELDS = ("deviceClassName", "selectors", "allocationMode", "count", "adminAccess",
+                   "tolerations", "capacity")
+
+
+def _convert_slice(version: str, data: dict[str, Any]) -> dict[str, Any]:
+    if version != "v1beta1":
+        return data
+    spec = dict(data.get("spec") or {})
+    devices = spec.get("devices")
+    if isinstance(devices, list):
+        spec["devices"] = [_unwrap_basic(device) for device in devices]
+    return {**data, "spec": spec}
+
+
+def _unwrap_basic(device: Any) -> Any:
+    if not isinstance(device, dict) or not isinstance(device.get("basic"), dict):
+        return device
+    rest = {key: value for key, value in device.items() if key != "basic"}
+    return {**rest, **device["basic"]}
+
+
+def _convert_claim_spec(spec: Any) -> Any:
+    if not isinstance(spec, dict) or not isinstance(spec.get("devices"), dict):
+        return spec
+    devices = dict(spec["devices"])
+    requests = devices.get("requests")
+    if isinstance(requests, list):
+        devices["requests"] = [_wrap_exactly(request) for request in requests]
+    return {**spec, "devices": devices}
+
+
+def _wrap_exactly(request: Any) -> Any:
+    if not isinstance(request, dict) or "exactly" in request or "firstAvailable" in request:
+        return request
+    exactly = {key: request[key] for key in _REQUEST_FIELDS if key in request}
+    rest = {key: value for key, value in request.items() if key not in _REQUEST_FIELDS}
+    return {**rest, "exactly": exactly}
+
+
+def _convert_claim(version: str, data: dict[str, Any]) -> dict[str, Any]:
+    if version != "v1beta1":
+        return data
+    return {**data, "spec": _convert_claim_spec(data.get("spec"))}
+
+
+def _convert_claim_template(version: str, data: dict[str, Any]) -> dict[str, Any]:
+    if version != "v1beta1" or not isinstance(data.get("spec"), dict):
+        return data
+    spec = dict(data["spec"])
+    spec["spec"] = _convert_claim_spec(spec.get("spec"))
+    return {**data, "spec": spec}
+
+
 _KUEUE_VERSIONS = ("v1beta2", "v1beta1")
+_RESOURCE_VERSIONS = ("v1", "v1beta2", "v1beta1")
 for _info in (
     KindInfo("kueue.x-k8s.io", "ResourceFlavor", ResourceFlavor, _KUEUE_VERSIONS, False),
     KindInfo("kueue.x-k8s.io", "ClusterQueue", ClusterQueue, _KUEUE_VERSIONS, False, _convert_cluster_queue),
@@ -323,5 +387,12 @@ for _info in (
     KindInfo("", "Node", Node, ("v1",), False),
     KindInfo("", "Namespace", Namespace, ("v1",), False),
     KindInfo("scheduling.k8s.io", "PriorityClass", PriorityClass, ("v1",), False),
+    KindInfo("resource.k8s.io", "ResourceSlice", ResourceSlice, _RESOURCE_VERSIONS, False,
+             _convert_slice),
+    KindInfo("resource.k8s.io", "DeviceClass", DeviceClass, _RESOURCE_VERSIONS, False),
+    KindInfo("resource.k8s.io", "ResourceClaim", ResourceClaim, _RESOURCE_VERSIONS, True,
+             _convert_claim),
+    KindInfo("resource.k8s.io", "ResourceClaimTemplate", ResourceClaimTemplate, _RESOURCE_VERSIONS,
+             True, _convert_claim_template),
 ):
     register_kind(_info)

@@ -49,6 +49,23 @@ def conformance_kueue(
     raise typer.Exit(exit_code(results))
 
 
+@conformance_app.command("dra")
+def conformance_dra(
+    file: Annotated[Path, typer.Argument(help="A dra-cases/v1 file.")],
+    case: Annotated[list[str] | None,
+                    typer.Option("--case", help="Run only this case id (repeatable).")] = None,
+) -> None:
+    """Run DRA allocator cases; print one line per case; exit 1 on any unexpected result."""
+    from gpuplane.surfaces.conformance.common import exit_code, format_result, summary_line
+    from gpuplane.surfaces.conformance.dra_cases import run_dra_cases
+
+    results = run_dra_cases(file, only=case)
+    for result in results:
+        typer.echo(format_result(result))
+    typer.echo(summary_line(results))
+    raise typer.Exit(exit_code(results))
+
+
 @app.command("simulate")
 def simulate(
     platform: Annotated[Path | None, typer.Argument(
