@@ -353,28 +353,32 @@ class Simulator:
 
     def _on_schedule(self, _: object) -> None:
         self._schedule_pending = False
-        if self._block_admission and any(run.state in (JobState.ADMITTED,) for run in self.unplaced.values()):
+        if self._block_admission and self._admission_blocked():
             return
-        for _ in range(_MAX_CYCLES_PER_INSTANT):
-            if not self.engine.has_heads():
-                break
-            result = self.engine.schedule_cycle(now=self.now)
-            if not result.entries:
-                break
-            self.cycles += 1
-            if self.reporter is not None:
-                self.reporter.on_cycle(self.now, result)
-            for entry in result.entries:
-                if entry.admitted:
-                    self._on_reserved(self.runs[entry.workload.key], entry)
-            for entry, target in result.preemptions():
-                self._preempt(self.runs[target.workload.key], target.reason, entry)
-            if not result.changed:
-                break
-            if self._block_admission and any(run.state == JobState.ADMITTED for run in self.unplaced.values()):
-                break
-        else:
-            raise SimulationError(f"Kueue did not settle after {_MAX_CYCLES_PER_INSTANT} cycles at t={self.now}")
+        try:
+            self.engine.settle(now=self.now, max_cycles=_MAX_CYCLES_PER_INSTANT, on_cycle=self._after_cycle,
+                               stop=self._admission_blocked if self._block_admission else None)
+        except RuntimeError as error:
+            raise SimulationError(str(error)) from None
+
+    def _admission_blocked(self) -> bool:
+        """waitForPodsReady.blockAdmission: admit nothing while an admitted workload's pods are not all running.
+
+        NOTE: Kueue evaluates this per entry inside the cycle; gpuplane checks it
+        between cycles, so one more workload can be admitted in the cycle that
+        creates the wait.
+        """
+        return any(run.state == JobState.ADMITTED for run in self.unplaced.values())
+
+    def _after_cycle(self, result: CycleResult) -> None:
+        self.cycles += 1
+        if self.reporter is not None:
+            self.reporter.on_cycle(self.now, result)
+        for entry in result.entries:
+            if entry.admitted:
+                self._on_reserved(self.runs[entry.workload.key], entry)
+        for entry, target in result.preemptions():
+            self._preempt(self.runs[target.workload.key], target.reason, entry)
 
     def _on_reserved(self, run: JobRun, entry: Entry) -> None:
         """Quota is reserved; once admission checks are Ready the job's pods are created."""

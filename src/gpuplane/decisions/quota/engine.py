@@ -14,7 +14,7 @@ after :attr:`KueueConfig.requeue_batch_seconds`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,6 +203,35 @@ class KueueEngine:
                 self._after_reservation(entry.workload, now)
         return result
 
+    def settle(self, *, now: float, max_cycles: int = 1_000_000,
+               on_cycle: Callable[[CycleResult], None] | None = None,
+               stop: Callable[[], bool] | None = None) -> list[CycleResult]:
+        """Run cycles at one instant until another cycle would change nothing.
+
+        A cycle without progress (no admission, preemption or parking) that
+        repeats a cycle already seen since the last progress means the queues
+        are in a steady state until something else happens (time passes,
+        capacity is released).
+        """
+        results: list[CycleResult] = []
+        seen: set[tuple[object, ...]] = set()
+        for _ in range(max_cycles):
+            if not self.has_heads():
+                return results
+            result = self.schedule_cycle(now=now)
+            results.append(result)
+            if on_cycle is not None:
+                on_cycle(result)
+            if stop is not None and stop():
+                return results
+            if result.progress:
+                seen.clear()
+                continue
+            if result.signature in seen:
+                return results
+            seen.add(result.signature)
+        raise RuntimeError(f"Kueue did not settle after {max_cycles} cycles at t={now}")
+
     def _after_reservation(self, workload: Workload, now: float) -> None:
         queue = self.state.cluster_queues[workload.cluster_queue]
         if self.afs is None or not queue.afs_enabled:
@@ -244,8 +273,7 @@ class KueueEngine:
 
     def evict(self, workload: Workload, reason: str) -> None:
         """Mark an admitted workload for eviction; it keeps its quota until :meth:`finish_eviction`."""
-        workload.evicted = True
-        workload.eviction_reason = reason
+        self.state.mark_evicted(workload, reason)
 
     def finish_eviction(self, key: str, *, now: float, requeue_at: float | None = None,
                         new_queue_time: float | None = None) -> str | None:

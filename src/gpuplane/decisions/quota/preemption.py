@@ -16,12 +16,15 @@ nominal quota is skipped, so a victim's queue is never pushed below nominal.
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from gpuplane.decisions.quota.flavors import Assignment, PreemptionMode
 from gpuplane.decisions.quota.state import ClusterQueue, ClusterState
+from gpuplane.decisions.quota.state import candidate_key as state_candidate_key
 from gpuplane.decisions.quota.tree import (
     CohortNode,
     FlavorResource,
@@ -173,31 +176,22 @@ class Preemptor:
     # --- classical preemption ---------------------------------------------------------------
 
     def classical_targets(self, context: PreemptionContext) -> list[Target]:
-        same_queue = self._same_queue_candidates(context)
-        hierarchy, by_priority = self._cohort_candidates(context)
-        order = candidate_order(context.queue.name, context.now, context.afs_usage)
-
-        def sort(items: list[_Candidate]) -> list[_Candidate]:
-            return sorted(items, key=lambda c: order(c.workload))
-
-        buckets = [sort(hierarchy), sort(by_priority), sort(same_queue)]
-        evicted = [c for bucket in buckets for c in bucket if c.workload.evicted]
-        rest = [c for bucket in buckets for c in bucket if not c.workload.evicted]
-        candidates = evicted + rest
+        sources = self._candidate_sources(context)
+        hierarchy_empty = sources.empty(0)
+        no_other_queues = hierarchy_empty and sources.empty(1)
 
         preemption = context.queue.preemption
         borrow_forbidden = preemption.borrow_within_cohort == "Never"
-        no_other_queues = not hierarchy and not by_priority
         if no_other_queues or (borrow_forbidden and not self._strictly_under_nominal(context)):
             passes = [True]
-        elif borrow_forbidden and not hierarchy:
+        elif borrow_forbidden and hierarchy_empty:
             passes = [False, True]
         else:
             passes = [True, False]
 
         for allow_borrowing in passes:
             targets: list[Target] = []
-            for candidate in self._valid(candidates, context, allow_borrowing):
+            for candidate in self._valid(sources.candidates(), context, allow_borrowing):
                 self.state.remove_temporarily(candidate.workload)
                 targets.append(Target(candidate.workload, candidate.variant.reason()))
                 if self.workload_fits(context, allow_borrowing):
@@ -209,7 +203,42 @@ class Preemptor:
                 self.state.restore(target.workload)
         return []
 
-    def _valid(self, candidates: list[_Candidate], context: PreemptionContext,
+    def _candidate_sources(self, context: PreemptionContext) -> _CandidateSources:
+        """The three candidate buckets: hierarchical reclaim, other queues by priority, own queue."""
+        groups: list[list[tuple[ClusterQueue, CohortNode | None, bool]]] = [[], [], []]
+        queue = context.queue
+        if queue.preemption.within_cluster_queue != "Never":
+            groups[2].append((queue, None, False))
+        if queue.parent is not None and queue.preemption.reclaim_within_cohort != "Never":
+            advantage, remaining = quantities_fit_in_quota(queue, context.usage)
+            previous: CohortNode | None = None
+            for subtree_root in queue.path_to_root():
+                self._queues_in_subtree(context, subtree_root, subtree_root, previous, advantage,
+                                        groups[0] if advantage else groups[1])
+                fits, remaining = quantities_fit_in_quota(subtree_root, remaining)
+                advantage = advantage or fits
+                previous = subtree_root
+        return _CandidateSources(self, context, groups)
+
+    def _queues_in_subtree(self, context: PreemptionContext, current: CohortNode, subtree_root: CohortNode,
+                           skip: CohortNode | None, advantage: bool,
+                           result: list[tuple[ClusterQueue, CohortNode | None, bool]]) -> None:
+        """Collect the ClusterQueues above nominal under ``current``, skipping subtrees within nominal."""
+        for child in current.child_cohorts:
+            if child is skip or is_within_nominal(child, context.contested):
+                continue
+            self._queues_in_subtree(context, child, subtree_root, skip, advantage, result)
+        for child_queue in current.child_queues:
+            if child_queue is context.queue:
+                continue
+            assert isinstance(child_queue, ClusterQueue)
+            if not is_within_nominal(child_queue, context.contested):
+                result.append((child_queue, subtree_root, advantage))
+
+    def classify(self, context: PreemptionContext, workload: Workload, advantage: bool) -> _Variant:
+        return self._classify(context, workload, advantage)
+
+    def _valid(self, candidates: Iterator[_Candidate], context: PreemptionContext,
                allow_borrowing: bool) -> Iterator[_Candidate]:
         """Yield candidates still valid at the time they are reached (state changes as we go)."""
         for candidate in candidates:
@@ -277,45 +306,71 @@ class Preemptor:
             return _Variant.RECLAIM_WITHOUT_BORROWING
         return _Variant.RECLAIM_WHILE_BORROWING
 
-    def _from_queue(self, queue: ClusterQueue, lca: CohortNode | None, context: PreemptionContext,
-                    advantage: bool) -> list[_Candidate]:
+
+class _CandidateSources:
+    """Preemption candidates in Kueue's order, produced lazily from each queue's sorted workloads.
+
+    The order is: evicted candidates of the three buckets, then the others of
+    the three buckets. Inside a bucket candidates from several ClusterQueues are
+    merged by (priority, most recent reservation, UID). Walking the sorted
+    lists stops early under LowerPriority policies, where only a prefix can
+    qualify, so a search usually touches a few workloads, not all of them.
+    """
+
+    def __init__(self, preemptor: Preemptor, context: PreemptionContext,
+                 groups: list[list[tuple[ClusterQueue, CohortNode | None, bool]]]) -> None:
+        self.preemptor = preemptor
+        self.context = context
+        self.groups = groups
+        afs = context.afs_usage is not None and context.queue.afs_enabled
+        self.own_queue_order = candidate_order(context.queue.name, context.now, context.afs_usage) if afs else None
+        self.evicted = [self._evicted(group) for group in groups]
+
+    def _evicted(self, group: list[tuple[ClusterQueue, CohortNode | None, bool]]) -> list[_Candidate]:
         found = []
-        for workload in queue.workloads.values():
-            variant = self._classify(context, workload, advantage)
-            if variant is not _Variant.NEVER:
-                found.append(_Candidate(workload, lca, variant))
+        for queue, lca, advantage in group:
+            for workload in queue.evicting.values():
+                if workload.key not in queue.workloads:
+                    continue
+                variant = self.preemptor.classify(self.context, workload, advantage)
+                if variant is not _Variant.NEVER:
+                    found.append(_Candidate(workload, lca, variant))
+        found.sort(key=lambda c: state_candidate_key(c.workload))
         return found
 
-    def _same_queue_candidates(self, context: PreemptionContext) -> list[_Candidate]:
-        if context.queue.preemption.within_cluster_queue == "Never":
-            return []
-        return self._from_queue(context.queue, None, context, False)
-
-    def _cohort_candidates(self, context: PreemptionContext) -> tuple[list[_Candidate], list[_Candidate]]:
-        hierarchy: list[_Candidate] = []
-        by_priority: list[_Candidate] = []
-        queue = context.queue
-        if queue.parent is None or queue.preemption.reclaim_within_cohort == "Never":
-            return hierarchy, by_priority
-        advantage, remaining = quantities_fit_in_quota(queue, context.usage)
-        previous: CohortNode | None = None
-        for subtree_root in queue.path_to_root():
-            target = hierarchy if advantage else by_priority
-            self._collect_in_subtree(context, subtree_root, subtree_root, previous, advantage, target)
-            fits, remaining = quantities_fit_in_quota(subtree_root, remaining)
-            advantage = advantage or fits
-            previous = subtree_root
-        return hierarchy, by_priority
-
-    def _collect_in_subtree(self, context: PreemptionContext, current: CohortNode, subtree_root: CohortNode,
-                            skip: CohortNode | None, advantage: bool, result: list[_Candidate]) -> None:
-        for child in current.child_cohorts:
-            if child is skip or is_within_nominal(child, context.contested):
+    def _walk(self, queue: ClusterQueue, lca: CohortNode | None, advantage: bool) -> Iterator[_Candidate]:
+        context = self.context
+        same_queue = queue is context.queue
+        preemption = context.queue.preemption
+        policy = preemption.within_cluster_queue if same_queue else preemption.reclaim_within_cohort
+        cutoff = context.preemptor.priority
+        for workload in queue.by_candidate_order:
+            if policy == "LowerPriority" and workload.priority >= cutoff:
+                return
+            if policy == "LowerOrNewerEqualPriority" and workload.priority > cutoff:
+                return
+            if workload.key not in queue.workloads:
                 continue
-            self._collect_in_subtree(context, child, subtree_root, skip, advantage, result)
-        for child_queue in current.child_queues:
-            if child_queue is context.queue:
-                continue
-            assert isinstance(child_queue, ClusterQueue)
-            if not is_within_nominal(child_queue, context.contested):
-                result.extend(self._from_queue(child_queue, subtree_root, context, advantage))
+            variant = self.preemptor.classify(context, workload, advantage)
+            if variant is not _Variant.NEVER:
+                yield _Candidate(workload, lca, variant)
+
+    def _lazy(self, index: int) -> Iterator[_Candidate]:
+        group = self.groups[index]
+        if index == 2 and self.own_queue_order is not None:
+            order = self.own_queue_order
+            return iter(sorted((c for q, lca, adv in group for c in self._walk(q, lca, adv)),
+                               key=lambda c: order(c.workload)))
+        walks = [self._walk(queue, lca, advantage) for queue, lca, advantage in group]
+        if len(walks) == 1:
+            return walks[0]
+        return heapq.merge(*walks, key=lambda c: state_candidate_key(c.workload))
+
+    def empty(self, index: int) -> bool:
+        if self.evicted[index]:
+            return False
+        return next(self._lazy(index), None) is None
+
+    def candidates(self) -> Iterator[_Candidate]:
+        """A fresh pass over every candidate, in order."""
+        return itertools.chain(*self.evicted, self._lazy(0), self._lazy(1), self._lazy(2))

@@ -78,6 +78,7 @@ class _Where:
     shape: Any
     entry_id: int
     place: str
+    workload: Workload | None = None
 
 
 class ClusterQueueQueue:
@@ -157,7 +158,7 @@ class ClusterQueueQueue:
             place = _MAIN
         entry_id = next(_sequence)
         entry = (-workload.priority, workload.queue_order_time, workload.uid, entry_id, workload)
-        self._where[workload.key] = _Where(key, entry_id, place)
+        self._where[workload.key] = _Where(key, entry_id, place, workload)
         if place == _MAIN:
             heapq.heappush(shape.main, entry)
             shape.main_count += 1
@@ -240,14 +241,9 @@ class ClusterQueueQueue:
         where = self._where.get(self.sticky)
         if where is None or where.place not in (_MAIN, _EXTRA):
             return None
-        shape = self._shapes[where.shape]
-        if where.place == _MAIN and shape.parked:
+        if where.place == _MAIN and self._shapes[where.shape].parked:
             return None
-        for entry in shape.main if where.place == _MAIN else shape.extra:
-            if entry[-2] == where.entry_id:
-                workload: Workload = entry[-1]
-                return workload
-        return None
+        return where.workload
 
     def requeue(self, workload: Workload, reason: str, *, backoff_expired: bool = True,
                 equivalence_hashing: bool = True) -> str:

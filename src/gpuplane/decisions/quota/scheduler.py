@@ -97,11 +97,21 @@ class Entry:
 
 @dataclass(slots=True)
 class CycleResult:
-    """What one cycle did; ``changed`` is False when another cycle now would do the same."""
+    """What one cycle did.
+
+    ``progress`` is True when it admitted, preempted or moved a head to the
+    inadmissible pool. Without progress, a cycle whose ``signature`` was already
+    seen at this instant would repeat itself forever, so callers stop there.
+    """
 
     number: int
     entries: list[Entry]
-    changed: bool
+    progress: bool
+    signature: tuple[object, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.progress
 
     def admitted(self) -> list[Entry]:
         return [entry for entry in self.entries if entry.admitted]
@@ -151,18 +161,20 @@ class Scheduler:
             self.process(entry, preempted, now)
 
         self._undo_cycle_usage()
-        changed = False
+        progress = False
         for entry in entries:
             if entry.status is EntryStatus.ASSUMED:
-                queue = self.state.cluster_queues[entry.workload.cluster_queue]
-                queue.workloads[entry.workload.key] = entry.workload
-                changed = True
+                self.state.track(entry.workload)
+                progress = True
             else:
-                changed = self.requeue(entry, now) or changed
-                changed = changed or _scan_progress(entry.workload) != progress_before[entry.workload.key]
+                progress = self.requeue(entry, now) or progress
         for entry in inadmissible:
-            changed = self.requeue(entry, now) or changed
-        return CycleResult(self.cycle_number, entries + inadmissible, changed)
+            progress = self.requeue(entry, now) or progress
+        signature = tuple(
+            (entry.workload.key, entry.status.value, entry.queue_location, entry.requeue_reason,
+             _freeze(_scan_progress(entry.workload)), _freeze(progress_before.get(entry.workload.key)))
+            for entry in entries + inadmissible)
+        return CycleResult(self.cycle_number, entries + inadmissible, progress, signature)
 
     def nominate(self, heads: Sequence[Workload]) -> tuple[list[Entry], list[Entry]]:
         """Compute each head's assignment and victims; split off heads that cannot be tried."""
@@ -400,8 +412,7 @@ class Scheduler:
             count += 1
             if victim.evicted:
                 continue
-            victim.evicted = True
-            victim.eviction_reason = target.reason
+            self.state.mark_evicted(victim, target.reason)
             entry.preempted.append(target)
         entry.workload.last_assignment = None
         entry.message += f". Pending the preemption of {count} workload(s)"
@@ -433,7 +444,8 @@ class Scheduler:
     # --- requeue ----------------------------------------------------------------------------
 
     def requeue(self, entry: Entry, now: float) -> bool:
-        """Put a head that was not admitted back in its queue; tell whether its place changed."""
+        """Put a head that was not admitted back in its queue; tell whether that was progress
+        (it preempted, or it left the active heap)."""
         workload = entry.workload
         reason = entry.requeue_reason
         if entry.status is not EntryStatus.NOT_NOMINATED and reason == RequeueReason.GENERIC:
@@ -445,9 +457,15 @@ class Scheduler:
         location = queue.requeue(workload, reason, backoff_expired=backoff_expired,
                                  equivalence_hashing=self.config.equivalence_hashing)
         entry.queue_location = location
-        return bool(entry.preempted) or location != QueueLocation.ACTIVE or entry.status is EntryStatus.SKIPPED
+        return bool(entry.preempted) or location != QueueLocation.ACTIVE
 
 
 def _scan_progress(workload: Workload) -> list[dict[str, int]] | None:
     last = workload.last_assignment
     return None if last is None else last.last_tried
+
+
+def _freeze(progress: list[dict[str, int]] | None) -> tuple[object, ...] | None:
+    if progress is None:
+        return None
+    return tuple(tuple(sorted(per_pod_set.items())) for per_pod_set in progress)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sortedcontainers import SortedKeyList
+
 from gpuplane.decisions.quota.tree import (
     ClusterQueueNode,
     CohortNode,
@@ -74,13 +76,27 @@ class AdmissionCheckRule:
     on_flavors: tuple[str, ...] = ()
 
 
+def candidate_key(workload: Workload) -> tuple[int, float, str]:
+    """Order of preemption candidates inside one ClusterQueue: lower priority, then most recently
+    reserved, then UID (the tail of ``CandidatesOrdering``)."""
+    reserved = workload.quota_reserved_at if workload.quota_reserved_at is not None else 0.0
+    return (workload.priority, -reserved, workload.uid)
+
+
 class ClusterQueue(ClusterQueueNode):
-    """A ClusterQueue: its quota node plus configuration and admitted workloads."""
+    """A ClusterQueue: its quota node plus configuration and admitted workloads.
+
+    ``workloads`` holds every workload with quota reserved here. Those not being
+    evicted are also kept in ``by_candidate_order`` and those being evicted in
+    ``evicting``, so preemption can walk candidates in order without sorting.
+    """
 
     __slots__ = (
         "admission_checks",
         "afs_enabled",
         "allocatable_generation",
+        "by_candidate_order",
+        "evicting",
         "flavor_fungibility",
         "inactive_reason",
         "namespace_selector",
@@ -118,6 +134,8 @@ class ClusterQueue(ClusterQueueNode):
         self.admission_checks = tuple(admission_checks)
         self.afs_enabled = afs_enabled
         self.workloads: dict[str, Workload] = {}
+        self.by_candidate_order: SortedKeyList = SortedKeyList(key=candidate_key)
+        self.evicting: dict[str, Workload] = {}
         self.allocatable_generation = 1
         self.inactive_reason: str | None = None
 
@@ -172,8 +190,29 @@ class ClusterState:
         assert workload.admission is not None
         queue = self.cluster_queues[workload.admission.cluster_queue]
         workload.usage = usage_of(workload.pod_sets, workload.admission)
-        queue.workloads[workload.key] = workload
         add_usage_map(queue, workload.usage)
+        self.track(workload)
+
+    def track(self, workload: Workload) -> None:
+        """List a workload whose usage is already charged among its ClusterQueue's workloads."""
+        assert workload.admission is not None
+        queue = self.cluster_queues[workload.admission.cluster_queue]
+        queue.workloads[workload.key] = workload
+        if workload.evicted:
+            queue.evicting[workload.key] = workload
+        else:
+            queue.by_candidate_order.add(workload)
+
+    def mark_evicted(self, workload: Workload, reason: str) -> None:
+        """Flag an admitted workload as being evicted; it keeps its quota until released."""
+        if workload.evicted:
+            return
+        queue = self.cluster_queues.get(workload.cluster_queue)
+        if queue is not None and workload.key in queue.workloads:
+            queue.by_candidate_order.discard(workload)
+            queue.evicting[workload.key] = workload
+        workload.evicted = True
+        workload.eviction_reason = reason
 
     def release(self, workload: Workload) -> None:
         """Give back the quota of a workload that finished or was evicted."""
@@ -181,6 +220,8 @@ class ClusterState:
         queue = self.cluster_queues[workload.admission.cluster_queue]
         if queue.workloads.pop(workload.key, None) is None:
             return
+        if queue.evicting.pop(workload.key, None) is None:
+            queue.by_candidate_order.discard(workload)
         remove_usage_map(queue, workload.usage)
         queue.allocatable_generation += 1
 

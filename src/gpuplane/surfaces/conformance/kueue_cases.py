@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gpuplane.decisions.quota.engine import KueueConfig, KueueEngine
+from gpuplane.decisions.quota.scheduler import CycleResult
 from gpuplane.decisions.quota.flavors import (
     Assignment,
     AssignmentMode,
@@ -327,14 +328,15 @@ def _run(case: KueueCase) -> list[str]:
     expect = case.data.get("expect") or {}
     if mode == "preemption_targets":
         return _compare_targets(case, run, expect)
-    cycles = 1 if mode == "one_cycle" else 1000
-    for _ in range(cycles):
-        result = run.engine.schedule_cycle(now=0.0)
+    def observe(result: CycleResult) -> None:
         run.popped.update(entry.workload.key for entry in result.entries)
         for _, target in result.preemptions():
             run.preempted[target.workload.key] = target.reason
-        if mode == "until_quiescence" and not result.changed:
-            break
+
+    if mode == "one_cycle":
+        observe(run.engine.schedule_cycle(now=0.0))
+    else:
+        run.engine.settle(now=0.0, max_cycles=1000, on_cycle=observe)
     differences = _compare(run, expect)
     after = expect.get("after_evictions")
     if after:
@@ -480,8 +482,5 @@ def _compare_after_evictions(run: _Run, after: Mapping[str, Any]) -> list[str]:
     for key in list(run.preempted):
         run.engine.finish_eviction(key, now=0.0)
     run.engine.requeue_all_inadmissible()
-    for _ in range(1000):
-        result = run.engine.schedule_cycle(now=0.0)
-        if not result.changed:
-            break
+    run.engine.settle(now=0.0, max_cycles=1000)
     return _compare_admitted(run, after.get("admitted") or {}, "after_evictions")
