@@ -198,6 +198,26 @@ def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) 
     console.print(cluster)
 
 
+def print_device_report(console: Console, label: str, devices: dict[str, Any]) -> None:
+    """Print where jobs with claims ran, per device model and per claim kind, and why others did not."""
+    models = Table(title=f"Devices by model ({label})", header_style="bold")
+    for column in ("device model", "devices", "jobs", "busy device-h", "busy"):
+        models.add_column(column, justify="left" if column == "device model" else "right")
+    for row in devices["models"]:
+        models.add_row(row["model"], f"{row['devices']:,}", f"{row['jobs']:,}", f"{row['busyDeviceHours']:,.0f}",
+                       f"{100 * row['utilization']:.1f}%")
+    console.print(models)
+
+    claims = Table(title=f"Jobs by claim template ({label})", header_style="bold")
+    for column in ("claims", "jobs", "ran on (jobs)", "did not run (jobs)"):
+        claims.add_column(column, justify="right" if column == "jobs" else "left")
+    for row in devices["claims"]:
+        ran = ", ".join(f"{model} ({count})" for model, count in sorted(row["models"].items())) or "-"
+        missed = ", ".join(f"{reason} ({count})" for reason, count in sorted(row["notRun"].items())) or "-"
+        claims.add_row(row["claims"], f"{row['jobs']:,}", ran, missed)
+    console.print(claims)
+
+
 def _load_trace(trace_path: Path | None, trace_format: str | None, scenario: Scenario) -> Trace:
     source = scenario.spec.trace
     path = trace_path or (Path(source.path) if source.path else None) or bundled_philly_path()
@@ -254,6 +274,9 @@ def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_fo
         results.append((spec, result, summary))
 
     print_report(console, [(spec.label, summary) for spec, _, summary in results])
+    for spec, _, summary in results:
+        if "devices" in summary:
+            print_device_report(console, spec.label, summary["devices"])
     if out is not None:
         _write_results(out, results)
         console.print(f"Wrote per-workload records and summaries to {out}")
