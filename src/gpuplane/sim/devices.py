@@ -9,7 +9,7 @@ carry claims (ResourceClaimTemplate names in the trace):
   workload is inadmissible;
 - when a pod is placed, :meth:`~DeviceSimulation.place` runs the allocator on
   the nodes that fit otherwise (:mod:`gpuplane.decisions.placement.devices`)
-  and holds the devices until :meth:`~DeviceSimulation.release`;
+  and marks the devices in use until :meth:`~DeviceSimulation.release`;
 - it records which nodes and devices each job used and integrates busy
   device-seconds per device model, for the results.
 
@@ -53,7 +53,7 @@ __all__ = ["DeviceReport", "DeviceSimulation", "JobDevices"]
 
 @dataclass(slots=True)
 class JobDevices:
-    """Where the pods of one job last ran: nodes and devices, in binding order."""
+    """Nodes and devices of one job's latest run, in binding order."""
 
     generation: int
     nodes: list[str] = field(default_factory=list)

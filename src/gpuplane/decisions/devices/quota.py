@@ -2,9 +2,9 @@
 
 Kueue maps each DeviceClass to a logical resource with
 ``resources.deviceClassMappings`` in its Configuration. For every pod it reads
-the ResourceClaimTemplates the pod references and, per request, adds the
-request's device ``count`` to the resource of its class; the per-pod sum is
-then multiplied by the pod count like any other request. This follows Kueue's
+the ResourceClaimTemplates the pod references. Each request adds its device
+``count`` to the resource of its class, and the per-pod sum is then
+multiplied by the pod count like any other request. This follows Kueue's
 ``pkg/dra/claims.go`` (main branch, 2026), which marks the workload
 inadmissible instead of charging it when:
 
@@ -67,7 +67,7 @@ class DeviceClassMappings:
 
 @dataclass(frozen=True, slots=True)
 class ClaimCharge:
-    """What one pod's claims add to its requests, or why Kueue finds the workload inadmissible."""
+    """The requests one pod's claims add, or Kueue's reason the workload is inadmissible."""
 
     requests: Mapping[str, int]
     """Devices per pod, by logical resource name."""

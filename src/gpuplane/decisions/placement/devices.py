@@ -5,7 +5,7 @@ that passed the other filters, and a pod with claims binds only to a node
 where every claim can be allocated. :class:`DevicePlacement` does the same on
 top of :class:`NodeIndex`: among the nodes that fit by labels, taints and
 allocatable, it takes the first one in the scoring strategy's order where
-``allocate`` succeeds, and holds the allocated devices until the pod ends.
+``allocate`` succeeds, and keeps the allocated devices in use until the pod ends.
 
 Order: the scoring strategy is applied to free devices, so ``MostAllocated``
 tries the node with the fewest free devices first and ``LeastAllocated`` the

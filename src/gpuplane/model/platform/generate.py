@@ -6,9 +6,9 @@ PriorityClasses and ResourceClaimTemplates. Nodes are not deployed (they join
 the cluster on their own), but a simulation needs them. Tenancy objects (RBAC,
 ResourceQuota, NetworkPolicy, guardrails) are added by the renderer.
 
-A node pool with a ``devices`` section runs DRA drivers: its nodes publish
-their GPUs and NICs as ResourceSlices (see :mod:`gpuplane.model.inventory`)
-and advertise no GPU extended resource, because a GPU is managed either by
+A node pool with a ``devices`` section runs DRA drivers, so its nodes publish
+their GPUs and NICs as ResourceSlices (see :mod:`gpuplane.model.inventory`).
+They advertise no GPU extended resource, because a GPU is managed either by
 the device plugin or by a DRA driver, not by both. Pools without ``devices``
 are unchanged. The slices and the DeviceClasses come with the nodes, since
 drivers publish the first and their Helm charts install the second.
