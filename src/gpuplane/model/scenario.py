@@ -11,6 +11,7 @@ Every field has Kueue's or Kubernetes' default, so an empty spec is valid.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,9 @@ from gpuplane.model.manifests import errors_from_validation
 from gpuplane.model.yamlio import load_documents
 
 __all__ = [
+    "DeviceClassMapping",
     "KueueConfiguration",
+    "KueueResources",
     "Scenario",
     "ScenarioSpec",
     "load_scenario",
@@ -72,9 +75,12 @@ def _duration(value: Any) -> float:
         raise ValueError(str(error)) from None
 
 
+PreemptionStrategy = Literal["LessThanOrEqualToFinalShare", "LessThanInitialShare"]
+_DEFAULT_STRATEGIES: tuple[PreemptionStrategy, ...] = ("LessThanOrEqualToFinalShare", "LessThanInitialShare")
+
+
 class FairSharingConfig(ScenarioModel):
-    preemption_strategies: list[Literal["LessThanOrEqualToFinalShare", "LessThanInitialShare"]] = Field(
-        default_factory=lambda: ["LessThanOrEqualToFinalShare", "LessThanInitialShare"])
+    preemption_strategies: list[PreemptionStrategy] = Field(default_factory=lambda: list(_DEFAULT_STRATEGIES))
 
     @field_validator("preemption_strategies")
     @classmethod
@@ -119,6 +125,61 @@ class WaitForPodsReady(ScenarioModel):
         return None if value is None else _duration(value)
 
 
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _label_key(value: str, what: str) -> str:
+    """Check a name as Kueue checks mapping names and classes: a label key (``[prefix/]name``)."""
+    prefix, slash, name = value.rpartition("/")
+    valid = (len(name) <= 63 and _LABEL_NAME.match(name) is not None
+             and (not slash or (len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix) is not None)))
+    if not valid:
+        raise ValueError(f"{what} {value!r} is not a label key: an optional DNS subdomain and '/', then at "
+                         "most 63 letters, digits, '-', '_' or '.' (such as example.com/gpu or gpu.nvidia.com)")
+    return value
+
+
+class DeviceClassMapping(ScenarioModel):
+    """One entry of Kueue's ``resources.deviceClassMappings``: DeviceClasses charged as one resource."""
+
+    name: str = Field(description="Logical resource name that ClusterQueue quotas and workloads use.")
+    device_class_names: list[str] = Field(min_length=1, max_length=8)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _label_key(value, "resource name")
+
+    @field_validator("device_class_names")
+    @classmethod
+    def _classes(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"deviceClassNames lists a class twice: {value}")
+        return [_label_key(name, "DeviceClass name") for name in value]
+
+
+class KueueResources(ScenarioModel):
+    """The ``resources`` block of Kueue's Configuration; only DRA mappings change results here."""
+
+    device_class_mappings: list[DeviceClassMapping] = Field(default_factory=list)
+
+    @field_validator("device_class_mappings")
+    @classmethod
+    def _one_resource_per_class(cls, value: list[DeviceClassMapping]) -> list[DeviceClassMapping]:
+        names = [mapping.name for mapping in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two mappings have the same name: {names}")
+        owner: dict[str, str] = {}
+        for mapping in value:
+            for device_class in mapping.device_class_names:
+                other = owner.setdefault(device_class, mapping.name)
+                if other != mapping.name:
+                    raise ValueError(f"DeviceClass {device_class!r} is mapped to both {other!r} and "
+                                     f"{mapping.name!r}; map each class to one resource")
+        return value
+
+
 class KueueConfiguration(ScenarioModel):
     """The parts of ``config.kueue.x-k8s.io/v1beta2`` Configuration that change admission results.
 
@@ -131,6 +192,12 @@ class KueueConfiguration(ScenarioModel):
     admission_fair_sharing: AdmissionFairSharingConfig | None = None
     wait_for_pods_ready: WaitForPodsReady = Field(default_factory=WaitForPodsReady)
     feature_gates: dict[str, bool] = Field(default_factory=dict)
+    resources: KueueResources = Field(default_factory=KueueResources)
+
+    @property
+    def dra_enabled(self) -> bool:
+        """Tell whether Kueue charges claims to quota (the KueueDRAIntegration gate, beta and on since 0.18)."""
+        return self.feature_gates.get("KueueDRAIntegration", True)
 
     @property
     def wait_for_pods_ready_enabled(self) -> bool:

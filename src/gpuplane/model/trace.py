@@ -47,6 +47,11 @@ class TraceJob:
     pod_sets: tuple[TracePodSet, ...]
     priority_class: str | None = None
     queue: str | None = None
+    line: int | None = field(default=None, compare=False)
+    """Line of the job's row in a CSV trace, for error messages; None when the format has no lines.
+
+    Left out of comparisons, so that the same job read from CSV and Parquet compares equal.
+    """
 
     def gpu_count(self, resource: str = "nvidia.com/gpu") -> int:
         return sum(ps.count * ps.requests.get(resource, 0) for ps in self.pod_sets)

@@ -11,7 +11,9 @@ Definitions (all times in seconds, GPU figures in the accounting resource):
 - utilisation: GPU-seconds held by bound pods over capacity times the
   simulated span;
 - admitted but not yet placed: jobs that hold quota while some of their pods
-  wait for a node (fragmentation).
+  wait for a node (fragmentation);
+- busy device-hours (DRA): time integral of the devices pods hold, per
+  device model.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from gpuplane.decisions.devices.pools import DeviceID
 from gpuplane.sim.simulator import JobRun, JobState, SimulationResult
 
-__all__ = ["job_records", "summarize"]
+__all__ = ["device_summary", "job_records", "summarize"]
 
 HOUR = 3600.0
 
@@ -53,7 +56,8 @@ def job_records(result: SimulationResult) -> pl.DataFrame:
         "job", "tenant", "local_queue", "cluster_queue", "gpus", "pods", "priority", "submit_time", "duration",
         "first_admitted", "first_started", "finished", "wait_seconds", "run_seconds", "unplaced_seconds",
         "preemptions", "pods_ready_evictions", "admissions", "lost_gpu_seconds", "state", "reason", "message",
-        "flavors", "borrowed_at_admission")}
+        "flavors", "borrowed_at_admission", "nodes", "devices", "device_models")}
+    devices = result.devices
     for run in sorted(result.runs, key=lambda r: (r.job.submit_time, r.job.id)):
         job = run.job
         rows["job"].append(job.id)
@@ -80,9 +84,65 @@ def job_records(result: SimulationResult) -> pl.DataFrame:
         rows["message"].append(run.message)
         rows["flavors"].append(run.flavors)
         rows["borrowed_at_admission"].append(run.borrowed_at_admission)
+        record = devices.jobs.get(run.key) if devices is not None else None
+        rows["nodes"].append(",".join(record.nodes) if record else "")
+        rows["devices"].append(",".join(str(device) for device in record.devices) if record else "")
+        rows["device_models"].append(",".join(_models(record.devices, devices.models)) if record and devices else "")
     schema = {"first_admitted": pl.Float64, "first_started": pl.Float64, "finished": pl.Float64,
               "wait_seconds": pl.Float64}
     return pl.DataFrame(rows, schema_overrides=schema)
+
+
+def _models(devices: Sequence[DeviceID], models: dict[DeviceID, str]) -> list[str]:
+    return sorted({models.get(device, device.driver) for device in devices})
+
+
+def _claim_kind(run: JobRun) -> str:
+    return "+".join(sorted({name for pod_set in run.job.pod_sets for name in pod_set.claims}))
+
+
+def device_summary(result: SimulationResult) -> dict[str, Any] | None:
+    """Per device model and per claim kind: where jobs with claims ran, and why others did not.
+
+    None when the run had no DRA devices or claims.
+    """
+    report = result.devices
+    if report is None:
+        return None
+    span = max(result.end - result.start, 0.0)
+    jobs_per_model: dict[str, int] = {}
+    for record in report.jobs.values():
+        for model in _models(record.devices, report.models):
+            jobs_per_model[model] = jobs_per_model.get(model, 0) + 1
+    models = [{
+        "model": model,
+        "devices": count,
+        "jobs": jobs_per_model.get(model, 0),
+        "busyDeviceHours": report.busy_seconds.get(model, 0.0) / HOUR,
+        "utilization": report.busy_seconds.get(model, 0.0) / (count * span) if count and span else 0.0,
+    } for model, count in sorted(report.fleet.items())]
+    return {"models": models, "claims": _claims_summary(result)}
+
+
+def _claims_summary(result: SimulationResult) -> list[dict[str, Any]]:
+    report = result.devices
+    assert report is not None
+    kinds: dict[str, dict[str, Any]] = {}
+    for run in sorted(result.runs, key=lambda r: (r.job.submit_time, r.job.id)):
+        kind = _claim_kind(run)
+        if not kind:
+            continue
+        row = kinds.setdefault(kind, {"claims": kind, "jobs": 0, "started": 0, "models": {}, "notRun": {}})
+        row["jobs"] += 1
+        record = report.jobs.get(run.key)
+        if run.first_started is not None and record is not None:
+            row["started"] += 1
+            for model in _models(record.devices, report.models):
+                row["models"][model] = row["models"].get(model, 0) + 1
+        elif run.state != JobState.FINISHED:
+            reason = run.reason or run.state
+            row["notRun"][reason] = row["notRun"].get(reason, 0) + 1
+    return [kinds[kind] for kind in sorted(kinds)]
 
 
 def summarize(result: SimulationResult) -> dict[str, Any]:
@@ -117,7 +177,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     placement_waits = [r.unplaced_seconds for r in result.runs if r.unplaced_seconds > 0]
     all_waits = [w for w in (_wait(r) for r in result.runs) if w is not None]
     pending = [r for r in result.runs if r.state not in (JobState.FINISHED,)]
-    return {
+    summary: dict[str, Any] = {
         "resource": result.accounting_resource,
         "spanSeconds": span,
         "jobs": len(result.runs),
@@ -144,3 +204,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
         ],
         "notes": list(result.notes),
     }
+    devices = device_summary(result)
+    if devices is not None:
+        summary["devices"] = devices
+    return summary

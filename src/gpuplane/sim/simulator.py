@@ -39,6 +39,7 @@ from gpuplane.model.objects.core import Namespace, Node, PriorityClass, Tolerati
 from gpuplane.model.quantity import resource_amount
 from gpuplane.model.scenario import Scenario
 from gpuplane.model.trace import Trace, TraceJob
+from gpuplane.sim.devices import DeviceReport, DeviceSimulation
 from gpuplane.sim.events import EventKind, EventQueue
 
 __all__ = ["JobRun", "JobState", "Reporter", "SimulationResult", "Simulator", "kueue_config_from_scenario"]
@@ -59,7 +60,7 @@ class JobState:
 @dataclass(slots=True, eq=False)
 class PodRun:
     pod_set: int
-    requests: dict[str, int]
+    requests: Mapping[str, int]
     request: PlacementRequest
     node: NodeState | None = None
 
@@ -145,6 +146,8 @@ class SimulationResult:
     tenants: dict[str, str]
     """LocalQueue of each trace tenant."""
     notes: list[str]
+    devices: DeviceReport | None = None
+    """DRA figures; None when neither the platform nor the trace uses DRA."""
 
 
 def kueue_config_from_scenario(scenario: Scenario) -> KueueConfig:
@@ -194,6 +197,9 @@ class Simulator:
             strategy=ScoringStrategy(scenario.spec.placement.scoring_strategy),
             accelerator_resources=_accelerators(self.resource))
         self.capacity = self.nodes.capacity(self.resource)
+        self.devices = DeviceSimulation.build(objects, trace, scenario, self.nodes, self._namespace_of)
+        if self.devices is not None:
+            self.capacity += self.devices.capacity(self.resource)
 
         self.runs: dict[str, JobRun] = {}
         self.unplaced: dict[str, JobRun] = {}
@@ -300,17 +306,26 @@ class Simulator:
         mapping = self.scenario.spec.tenant_mapping
         return mapping.tenants.get(job.tenant, mapping.default)
 
+    def _namespace_of(self, job: TraceJob) -> str:
+        local_queue = self._local_queue_of(job) or ""
+        return local_queue.split("/", 1)[0] if "/" in local_queue else "default"
+
     def _make_run(self, job: TraceJob) -> JobRun:
         local_queue = self._local_queue_of(job) or ""
         self.tenants.setdefault(job.tenant, local_queue)
         namespace = local_queue.split("/", 1)[0] if "/" in local_queue else "default"
         info = self.engine.state.local_queues.get(local_queue)
         pod_sets, shapes = self._pod_sets(job)
+        inadmissible = ""
+        if self.devices is not None:
+            pod_sets, shapes, inadmissible = self.devices.charge(job, namespace, pod_sets, shapes)
         workload = Workload(key=f"{namespace}/{job.id}", cluster_queue=info.cluster_queue if info else "",
                             pod_sets=pod_sets, created=job.submit_time, local_queue=local_queue, payload=job,
                             pod_set_shapes=shapes)
         run = JobRun(job=job, workload=workload, local_queue=local_queue, accounting=job.gpu_count(self.resource),
                      remaining=job.duration)
+        if self.devices is not None:
+            run.accounting = sum(ps.count * ps.requests.get(self.resource, 0) for ps in pod_sets)
         if info is None:
             run.state = JobState.REJECTED
             run.reason = "LocalQueueNotFound"
@@ -324,6 +339,11 @@ class Simulator:
             run.message = f"priority class {job.priority_class!r} is neither a WorkloadPriorityClass nor a PriorityClass"
             return run
         workload.set_priority(priority)
+        if inadmissible:
+            # Kueue's workload controller marks it inadmissible; it never reaches a queue.
+            run.state = JobState.REJECTED
+            run.reason = "Inadmissible"
+            run.message = inadmissible
         return run
 
     def _pod_sets(self, job: TraceJob) -> tuple[list[PodSetRequest], tuple[object, ...]]:
@@ -414,7 +434,8 @@ class Simulator:
                 labels.update(flavor.node_labels)
                 tolerations.extend(flavor.tolerations)
             labels.update(request.node_selector)
-            placement = self._placement_request(request.requests, labels, tuple(tolerations))
+            node_requests = request.requests if self.devices is None else self.devices.node_requests(request.requests)
+            placement = self._placement_request(node_requests, labels, tuple(tolerations))
             requests = placement.requests
             run.pods.extend([PodRun(index, requests, placement) for _ in range(assigned.count)])
         run.unplaced_since = self.now
@@ -452,12 +473,14 @@ class Simulator:
             for pod in run.pods:
                 if pod.node is not None:
                     continue
-                node = self.nodes.find_node(pod.request)
+                node = (self.nodes.find_node(pod.request) if self.devices is None
+                        else self.devices.place(run, pod, self.now))
                 if node is None:
                     continue
                 self.nodes.bind(node, pod.requests)
                 pod.node = node
-                self.allocated += pod.requests.get(self.resource, 0)
+                self.allocated += (pod.requests.get(self.resource, 0) if self.devices is None
+                                   else self.devices.accounted(run, pod, self.resource))
             if all(pod.node is not None for pod in run.pods):
                 self._start(run)
 
@@ -476,8 +499,11 @@ class Simulator:
         for pod in run.pods:
             if pod.node is not None:
                 self.nodes.unbind(pod.node, pod.requests)
-                self.allocated -= pod.requests.get(self.resource, 0)
+                self.allocated -= (pod.requests.get(self.resource, 0) if self.devices is None
+                                   else self.devices.accounted(run, pod, self.resource))
                 pod.node = None
+            if self.devices is not None:
+                self.devices.release(pod, self.now)
         if run.key in self.unplaced:
             del self.unplaced[run.key]
             if run.unplaced_since is not None:
@@ -571,7 +597,8 @@ class Simulator:
             workload.admission = None
             run.state = JobState.REJECTED
             run.reason = "RequeuingLimitExceeded"
-            run.message = f"evicted {workload.requeue_count - 1} times by waitForPodsReady; backoffLimitCount is {limit}"
+            run.message = (f"evicted {workload.requeue_count - 1} times by waitForPodsReady; backoffLimitCount is "
+                           f"{limit}; last time: {run.message}")
             self.finished += 1
             self._requeue_later(target)
             return None, None
@@ -588,7 +615,9 @@ class Simulator:
             return
         run.pods_ready_evictions += 1
         run.reason = "PodsReadyTimeout"
-        run.message = self.nodes.why_unplaceable(next(p.request for p in run.pods if p.node is None))
+        pending = next(p for p in run.pods if p.node is None)
+        run.message = (self.nodes.why_unplaceable(pending.request) if self.devices is None
+                       else self.devices.why_unplaceable(run, pending))
         self._begin_eviction(run, "PodsReadyTimeout")
 
     def _on_backoff_expired(self, payload: tuple[str, int]) -> None:
@@ -638,6 +667,7 @@ class Simulator:
             preemptions=self.preemption_count,
             tenants=dict(sorted(self.tenants.items())),
             notes=self.notes,
+            devices=self.devices.report(self.now) if self.devices is not None else None,
         )
 
     def _check_invariants(self) -> None:
@@ -662,6 +692,8 @@ class Simulator:
             for resource, free in node.free.items():
                 if free < 0:
                     raise SimulationError(f"node {node.name} is over-allocated on {resource} ({free} free)")
+        if self.devices is not None:
+            self.devices.check_invariants()
 
 
 def _accounting_usage(workload: Workload, resource: str) -> int:

@@ -9,10 +9,11 @@ that queues form.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +26,7 @@ from gpuplane.model.objects.kueue import LocalQueue
 from gpuplane.model.platform.load import load_platform_objects
 from gpuplane.model.scenario import Scenario, load_scenario
 from gpuplane.model.trace import Trace
-from gpuplane.model.traces import load_trace
+from gpuplane.model.traces import TraceFormat, detect_format, load_trace
 from gpuplane.model.traces.philly import bundled_philly_path
 from gpuplane.sim.metrics import job_records, summarize
 from gpuplane.sim.simulator import SimulationResult, Simulator
@@ -178,7 +179,7 @@ def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) 
     cluster.add_column("figure")
     for label in labels:
         cluster.add_column(label, justify="right")
-    figures = [
+    figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("GPUs", lambda s: f"{s['cluster']['capacity']:,}"),
         ("jobs finished", lambda s: f"{s['finished']:,} of {s['jobs']:,}"),
         ("GPU utilisation", lambda s: f"{100 * s['cluster']['utilization']:.1f}%"),
@@ -197,6 +198,26 @@ def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) 
     console.print(cluster)
 
 
+def print_device_report(console: Console, label: str, devices: dict[str, Any]) -> None:
+    """Print where jobs with claims ran, per device model and per claim kind, and why others did not."""
+    models = Table(title=f"Devices by model ({label})", header_style="bold")
+    for column in ("device model", "devices", "jobs", "busy device-h", "busy"):
+        models.add_column(column, justify="left" if column == "device model" else "right")
+    for row in devices["models"]:
+        models.add_row(row["model"], f"{row['devices']:,}", f"{row['jobs']:,}", f"{row['busyDeviceHours']:,.0f}",
+                       f"{100 * row['utilization']:.1f}%")
+    console.print(models)
+
+    claims = Table(title=f"Jobs by claim template ({label})", header_style="bold")
+    for column in ("claims", "jobs", "ran on (jobs)", "did not run (jobs)"):
+        claims.add_column(column, justify="right" if column == "jobs" else "left")
+    for row in devices["claims"]:
+        ran = ", ".join(f"{model} ({count})" for model, count in sorted(row["models"].items())) or "-"
+        missed = ", ".join(f"{reason} ({count})" for reason, count in sorted(row["notRun"].items())) or "-"
+        claims.add_row(row["claims"], f"{row['jobs']:,}", ran, missed)
+    console.print(claims)
+
+
 def _load_trace(trace_path: Path | None, trace_format: str | None, scenario: Scenario) -> Trace:
     source = scenario.spec.trace
     path = trace_path or (Path(source.path) if source.path else None) or bundled_philly_path()
@@ -204,7 +225,10 @@ def _load_trace(trace_path: Path | None, trace_format: str | None, scenario: Sce
     if not path.exists():
         raise TraceError(problem="The trace file does not exist.", location=Location(source=str(path)),
                          hint="Pass --trace PATH to a Philly CSV, a native CSV/Parquet trace or an Alibaba pod list.")
-    return load_trace(path, format=fmt, gpus_per_node=source.gpus_per_node)
+    # Only the Philly reader splits jobs into pods, so only it takes gpusPerNode.
+    name = detect_format(path) if fmt == "auto" else fmt
+    options = {"gpus_per_node": source.gpus_per_node} if name == "philly" else {}
+    return load_trace(path, format=cast(TraceFormat, name), **options)
 
 
 def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_format: str | None,
@@ -250,6 +274,9 @@ def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_fo
         results.append((spec, result, summary))
 
     print_report(console, [(spec.label, summary) for spec, _, summary in results])
+    for spec, _, summary in results:
+        if "devices" in summary:
+            print_device_report(console, spec.label, summary["devices"])
     if out is not None:
         _write_results(out, results)
         console.print(f"Wrote per-workload records and summaries to {out}")

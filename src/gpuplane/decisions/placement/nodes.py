@@ -28,7 +28,7 @@ applied to the accelerator resource. The limitations page says so.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gpuplane.model.objects.core import Taint, Toleration
@@ -166,6 +166,15 @@ class NodeIndex:
             if node.ready and node.schedulable and _fits(node, request.requests):
                 return node
         return None
+
+    def feasible_nodes(self, request: PlacementRequest) -> Iterator[NodeState]:
+        """Yield every node the pod fits on now, in the order :meth:`find_node` tries them."""
+        group = self._group(request)
+        resource = group.resource
+        need = request.requests.get(resource, 0) if resource is not None else 0
+        for node in group.candidates(need, self.strategy):
+            if node.ready and node.schedulable and _fits(node, request.requests):
+                yield node
 
     def bind(self, node: NodeState, requests: Mapping[str, int]) -> None:
         self._change(node, requests, -1)

@@ -1,10 +1,17 @@
 """Generate the Kubernetes objects of one cluster of a Platform.
 
 What is generated here is what scheduling reads: Namespaces, Nodes,
-ResourceFlavors, Cohorts, ClusterQueues, LocalQueues, WorkloadPriorityClasses
-and PriorityClasses. Nodes are not deployed (they join the cluster on their
-own), but a simulation needs them. Tenancy objects (RBAC, ResourceQuota,
-NetworkPolicy, guardrails) are added by the renderer.
+ResourceFlavors, Cohorts, ClusterQueues, LocalQueues, WorkloadPriorityClasses,
+PriorityClasses and ResourceClaimTemplates. Nodes are not deployed (they join
+the cluster on their own), but a simulation needs them. Tenancy objects (RBAC,
+ResourceQuota, NetworkPolicy, guardrails) are added by the renderer.
+
+A node pool with a ``devices`` section runs DRA drivers, so its nodes publish
+their GPUs and NICs as ResourceSlices (see :mod:`gpuplane.model.inventory`).
+They advertise no GPU extended resource, because a GPU is managed either by
+the device plugin or by a DRA driver, not by both. Pools without ``devices``
+are unchanged. The slices and the DeviceClasses come with the nodes, since
+drivers publish the first and their Helm charts install the second.
 
 Labels gpuplane sets:
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpuplane.model.errors import Location, SpecError
+from gpuplane.model.inventory import device_classes, node_devices, node_names, node_slices
 from gpuplane.model.manifests import ObjectSet
 from gpuplane.model.objects.base import ObjectMeta
 from gpuplane.model.objects.core import LabelSelector, Namespace, Node, PriorityClass
@@ -28,6 +36,7 @@ from gpuplane.model.objects.kueue import (
     ResourceFlavor,
     WorkloadPriorityClass,
 )
+from gpuplane.model.objects.resource import ResourceClaimTemplate
 from gpuplane.model.platform.spec import ClusterSpec, Platform, Tenant, TenantQuota
 from gpuplane.model.yamlio import Document
 
@@ -56,6 +65,7 @@ def generate_cluster_objects(platform: Platform, cluster_name: str | None = None
     _add_flavors(result, platform, cluster, document, cluster_index)
     if include_nodes:
         _add_nodes(result, cluster, document, cluster_index)
+        _add_devices(result, cluster, document, cluster_index)
     for index, priority in enumerate(spec.priority_classes):
         location = _where(document, ("spec", "priorityClasses", index))
         result.add(WorkloadPriorityClass(metadata=ObjectMeta(name=priority.name), value=priority.value,
@@ -75,6 +85,7 @@ def generate_cluster_objects(platform: Platform, cluster_name: str | None = None
         if (tenant.cluster or spec.clusters[0].name) != cluster.name:
             continue
         _add_tenant(result, tenant, _where(document, ("spec", "tenants", index)))
+    _add_claim_templates(result, platform, cluster, document)
     return result
 
 
@@ -126,7 +137,8 @@ def _add_nodes(result: ObjectSet, cluster: ClusterSpec, document: Document | Non
         allocatable: dict[str, str] = {"cpu": str(pool.cpu), "memory": str(pool.memory), "pods": str(pool.pods)}
         labels = {**pool.labels, FLAVOR_LABEL: pool.flavor_name, NODE_POOL_LABEL: pool.name}
         if pool.gpu is not None and pool.gpu.count:
-            allocatable[pool.gpu.resource] = str(pool.gpu.count)
+            if not pool.devices:
+                allocatable[pool.gpu.resource] = str(pool.gpu.count)
             if pool.gpu.model and pool.gpu.resource == "nvidia.com/gpu":
                 labels.setdefault("nvidia.com/gpu.product", pool.gpu.model)
         taints = [t.model_dump(exclude_defaults=True) for t in pool.taints]
@@ -139,6 +151,57 @@ def _add_nodes(result: ObjectSet, cluster: ClusterSpec, document: Document | Non
                 "status": {"allocatable": allocatable, "capacity": allocatable},
             })
             result.add(node, location)
+
+
+def _add_devices(result: ObjectSet, cluster: ClusterSpec, document: Document | None, cluster_index: int) -> None:
+    """Add the ResourceSlices of every node of the pools with ``devices``, and the DeviceClasses."""
+    pools = [(index, pool) for index, pool in enumerate(cluster.node_pools) if pool.devices]
+    for pool_index, pool in pools:
+        path = ("spec", "clusters", cluster_index, "nodePools", pool_index)
+        model, devices = node_devices(pool, document=document, path=path)
+        gpus = pool.gpu.count if pool.gpu is not None else 0
+        location = _where(document, (*path, "devices"))
+        for name in node_names(pool):
+            for slice_ in node_slices(name, model, gpus, devices):
+                result.add(slice_, location)
+    if pools:
+        for device_class in device_classes():
+            result.add(device_class, None)
+
+
+def _add_claim_templates(result: ObjectSet, platform: Platform, cluster: ClusterSpec,
+                         document: Document | None) -> None:
+    """Add each claim template to its namespace, or to every tenant namespace of the cluster."""
+    spec = platform.spec
+    namespaces = [namespace for tenant in spec.tenants_of(cluster.name) for namespace in tenant.namespace_names]
+    everywhere = {namespace for tenant in spec.tenants for namespace in tenant.namespace_names}
+    seen: set[tuple[str, str]] = set()
+    for index, template in enumerate(spec.claim_templates):
+        path = ("spec", "claimTemplates", index)
+        wanted = template.metadata.namespace
+        if wanted is not None and wanted not in everywhere:
+            raise SpecError(problem=f"Claim template {template.metadata.name!r} is placed in namespace "
+                            f"{wanted!r}, which belongs to no tenant.",
+                            location=_where(document, (*path, "metadata", "namespace"))
+                            or Location(field=f"spec.claimTemplates[{index}].metadata.namespace"),
+                            value=wanted, allowed=", ".join(sorted(everywhere)) or "(no tenant namespaces)",
+                            hint="Name a tenant's namespace, or leave metadata.namespace out to create the "
+                                 "template in every tenant namespace.")
+        # A template placed in a namespace of another cluster's tenant is generated with that cluster.
+        targets = namespaces if wanted is None else [namespace for namespace in namespaces if namespace == wanted]
+        for namespace in targets:
+            key = (namespace, template.metadata.name)
+            if key in seen:
+                raise SpecError(problem=f"Claim template {template.metadata.name!r} is defined twice in "
+                                f"namespace {namespace!r}.",
+                                location=_where(document, (*path, "metadata", "name"))
+                                or Location(field=f"spec.claimTemplates[{index}].metadata.name"),
+                                hint="Rename one of the two, or give them different namespaces.")
+            seen.add(key)
+            metadata = template.metadata.model_dump(by_alias=True, exclude_defaults=True)
+            body = {"metadata": {**metadata, "namespace": namespace},
+                    "spec": template.spec.model_dump(by_alias=True, exclude_none=True)}
+            result.add(ResourceClaimTemplate.model_validate(body), _where(document, path))
 
 
 def _resource_groups(quotas: list[TenantQuota]) -> list[dict[str, Any]]:

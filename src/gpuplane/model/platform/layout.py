@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpuplane.model.errors import Location, SpecError
+from gpuplane.model.inventory import device_classes
 from gpuplane.model.objects.core import Node
 from gpuplane.model.platform.generate import generate_cluster_objects
 from gpuplane.model.platform.guardrails import (
@@ -42,7 +43,7 @@ KIND_ORDER = (
     "Namespace", "PriorityClass", "WorkloadPriorityClass", "DeviceClass", "ResourceFlavor", "Cohort",
     "ClusterQueue", "LocalQueue", "Role", "RoleBinding", "ResourceQuota", "LimitRange", "NetworkPolicy",
     "Deployment", "PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-    "ValidatingPolicy", "Job",
+    "ValidatingPolicy", "ResourceClaimTemplate", "Job",
 )
 _FILE_OF_KIND = {
     "Namespace": "namespaces.yaml", "PriorityClass": "priorityclasses.yaml",
@@ -53,7 +54,7 @@ _FILE_OF_KIND = {
     "LimitRange": "limitranges.yaml", "NetworkPolicy": "networkpolicies.yaml",
     "Deployment": "serving.yaml", "PodDisruptionBudget": "disruptionbudgets.yaml",
     "ValidatingAdmissionPolicy": "guardrails.yaml", "ValidatingAdmissionPolicyBinding": "guardrails.yaml",
-    "ValidatingPolicy": "guardrails.yaml",
+    "ValidatingPolicy": "guardrails.yaml", "ResourceClaimTemplate": "resourceclaimtemplates.yaml",
 }
 # The DRA driver that publishes the devices of each extended resource's vendor.
 _DRIVERS = {"nvidia.com/gpu": "gpu.nvidia.com", "amd.com/gpu": "gpu.amd.com"}
@@ -166,11 +167,14 @@ def _device_classes(platform: Platform, cluster: ClusterSpec, tenants: list[Tena
                     document: Document | None) -> list[Manifest]:
     """Return a DeviceClass for each class the cluster's tenants may use.
 
-    NOTE: there is no DRA inventory of the node pools yet, so a class selects
-    every device of the driver that serves the cluster's GPUs. It cannot
+    When a node pool describes its ``devices``, a class the device inventory
+    defines gets the inventory's selectors. NOTE: any other class selects
+    every device of the driver that serves the cluster's GPUs, so it cannot
     tell whole GPUs from MIG partitions.
     """
     driver = device_driver(gpu_resource(cluster))
+    inventory = ({c.metadata.name: c for c in device_classes()}
+                 if any(pool.devices for pool in cluster.node_pools) else {})
     first_use: dict[str, FieldPath] = {}
     for tenant in tenants:
         index = platform.spec.tenants.index(tenant)
@@ -178,9 +182,12 @@ def _device_classes(platform: Platform, cluster: ClusterSpec, tenants: list[Tena
             first_use.setdefault(name, ("spec", "tenants", index, "allowedDeviceClasses", position))
     result = []
     for name, path in sorted(first_use.items()):
+        known = inventory.get(name)
+        selectors = ([selector.model_dump(by_alias=True, exclude_none=True) for selector in known.spec.selectors]
+                     if known is not None else [{"cel": {"expression": f"device.driver == '{driver}'"}}])
         data = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass",
                 "metadata": {"name": name, "labels": dict(MANAGED_BY)},
-                "spec": {"selectors": [{"cel": {"expression": f"device.driver == '{driver}'"}}]}}
+                "spec": {"selectors": selectors}}
         result.append(Manifest(data=data, document=document, path=path, cluster=cluster.name, generated=True))
     return result
 

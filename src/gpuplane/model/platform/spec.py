@@ -22,10 +22,13 @@ from pydantic.alias_generators import to_camel
 from gpuplane.model.objects.base import QuantityValue
 from gpuplane.model.objects.core import LabelSelector, Taint, Toleration
 from gpuplane.model.objects.kueue import FlavorFungibility, Preemption
+from gpuplane.model.objects.resource import ResourceClaimTemplateSpec
 from gpuplane.model.quantity import parse_quantity
 
 __all__ = [
     "API_VERSION",
+    "ClaimTemplate",
+    "ClaimTemplateMetadata",
     "ClusterSpec",
     "CohortSpec",
     "ContainerDefaults",
@@ -50,6 +53,7 @@ __all__ = [
 
 API_VERSION = "gpuplane.dev/v1alpha1"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class SpecModel(BaseModel):
@@ -350,6 +354,31 @@ class Tenant(SpecModel):
         return self.cluster_queue or self.name
 
 
+class ClaimTemplateMetadata(SpecModel):
+    name: str
+    namespace: str | None = Field(default=None, description="Namespace of one tenant; without it the "
+                                  "template is created in every tenant namespace of the cluster.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+            raise ValueError(f"claim template name {value!r} is not a DNS subdomain: use at most 253 "
+                             "lower-case letters, digits, '-' and '.'")
+        return value
+
+
+class ClaimTemplate(SpecModel):
+    """A ResourceClaimTemplate in the Kubernetes shape (``apiVersion`` and ``kind`` may be left out)."""
+
+    api_version: Literal["resource.k8s.io/v1"] = "resource.k8s.io/v1"
+    kind: Literal["ResourceClaimTemplate"] = "ResourceClaimTemplate"
+    metadata: ClaimTemplateMetadata
+    spec: ResourceClaimTemplateSpec
+
+
 class PlatformSpec(SpecModel):
     kubernetes_version: str = "1.35"
     clusters: list[ClusterSpec] = Field(min_length=1)
@@ -357,6 +386,8 @@ class PlatformSpec(SpecModel):
     cohorts: list[CohortSpec] = Field(default_factory=list)
     priority_classes: list[PriorityClassSpec] = Field(default_factory=list)
     tenants: list[Tenant] = Field(default_factory=list)
+    claim_templates: list[ClaimTemplate] = Field(
+        default_factory=list, description="ResourceClaimTemplates that jobs (trace rows) name in their claims.")
     namespace_selector: LabelSelector | None = Field(
         default=None, description="Extra selector every ClusterQueue gets; by default each ClusterQueue "
         "selects its tenant's namespaces by the gpuplane.dev/tenant label.")

@@ -388,9 +388,10 @@ def load_native(path: str | Path, *, gpu_resource: str = "nvidia.com/gpu") -> Tr
     seen_ids: dict[str, int] = {}
     for index, row in enumerate(values[ROW_INDEX]):
         tenant, queue = parser.tenant_and_queue(row, tenants[index], queues[index])
+        line = int(table.lines[row]) if table.lines is not None else None
         jobs.append(TraceJob(_job_id(table, row, ids[index], seen_ids), submit[index],
                              duration[index], tenant, pod_sets.of_row(index, row),
-                             priorities[index], queue))
+                             priorities[index], queue, line))
     jobs.sort(key=lambda job: job.submit_time)
     notes = [f"Native trace {table.source}: {frame.height:,} rows read, {int(blank.sum()):,} "
              f"blank row(s) skipped, {len(jobs):,} jobs."]
