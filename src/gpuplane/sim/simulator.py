@@ -336,7 +336,8 @@ class Simulator:
         if priority is None:
             run.state = JobState.REJECTED
             run.reason = "PriorityClassNotFound"
-            run.message = f"priority class {job.priority_class!r} is neither a WorkloadPriorityClass nor a PriorityClass"
+            run.message = (f"priority class {job.priority_class!r} is neither a WorkloadPriorityClass "
+                           "nor a PriorityClass")
             return run
         workload.set_priority(priority)
         if inadmissible:
@@ -603,8 +604,8 @@ class Simulator:
             self._requeue_later(target)
             return None, None
         # NOTE: Kueue adds a small random jitter to this backoff; gpuplane leaves it out to stay deterministic.
-        backoff = min(strategy.backoff_base_seconds * math.pow(2, workload.requeue_count - 1),
-                      float(strategy.backoff_max_seconds))
+        exponent = min(workload.requeue_count - 1, 62)
+        backoff = min(strategy.backoff_base_seconds * float(2**exponent), float(strategy.backoff_max_seconds))
         queue_time = self.now if strategy.timestamp == "Eviction" else workload.created
         return self.now + backoff, queue_time
 

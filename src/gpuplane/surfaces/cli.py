@@ -71,8 +71,9 @@ def simulate(
     platform: Annotated[Path | None, typer.Argument(
         help="A Platform spec, a manifest file or a folder of manifests (kubectl get -o yaml works). "
              "Without it, the bundled Philly example runs.")] = None,
-    trace: Annotated[Path | None, typer.Option("--trace", help="Trace to replay: Philly CSV, native CSV or "
-                                                "Parquet, or an Alibaba pod list. Default: the bundled Philly trace.")] = None,
+    trace: Annotated[Path | None, typer.Option(
+        "--trace", help="Trace to replay: Philly CSV, native CSV or Parquet, or an Alibaba pod list. "
+                        "Default: the bundled Philly trace.")] = None,
     trace_format: Annotated[str | None, typer.Option("--trace-format", help="auto, philly, native or "
                                                      "alibaba-openb.")] = None,
     scenario: Annotated[Path | None, typer.Option("--scenario", help="A Scenario file: tenant mapping, Kueue "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -14,13 +15,18 @@ __all__ = ["write_json", "write_tree"]
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_default) + "\n", encoding="utf-8")
+    """Write strict JSON: NaN and infinities, which JSON lacks, become null."""
+    path.write_text(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, float) and value != value:  # NaN
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def write_tree(target: Path, fill: Callable[[Path], None]) -> None:

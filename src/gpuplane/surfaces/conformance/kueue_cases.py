@@ -24,13 +24,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from gpuplane.decisions.quota.engine import KueueConfig, KueueEngine
-from gpuplane.decisions.quota.scheduler import CycleResult
 from gpuplane.decisions.quota.flavors import (
     Assignment,
     AssignmentMode,
     FlavorAssignment,
     PodSetAssignment,
 )
+from gpuplane.decisions.quota.scheduler import CycleResult
 from gpuplane.decisions.quota.workload import (
     Admission,
     AssignmentState,
