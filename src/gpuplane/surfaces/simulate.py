@@ -9,12 +9,12 @@ that queues form.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -128,69 +128,94 @@ def run_simulation(objects: ObjectSet, trace: Trace, scenario: Scenario, *, cons
     return result, time.perf_counter() - started
 
 
-def _hours(seconds: float | None) -> str:
+def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     if seconds < 60:
         return f"{seconds:.0f}s"
     if seconds < HOUR:
         return f"{seconds / 60:.0f}m"
-    return f"{seconds / HOUR:.1f}h"
+    if seconds < 48 * HOUR:
+        return f"{seconds / HOUR:.1f}h"
+    return f"{seconds / (24 * HOUR):.1f}d"
 
 
-def _cell(values: list[str]) -> str:
-    return " → ".join(values) if len(set(values)) > 1 else values[0]
+def _amount(value: float) -> str:
+    if abs(value) >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    return f"{value:,.0f}"
+
+
+def _per_run_columns(table: Table, metrics: list[str], labels: list[str]) -> None:
+    """One column per metric and run; with two runs the runs are called A and B to keep tables narrow."""
+    for metric in metrics:
+        for index in range(len(labels)):
+            header = f"{metric}\n{chr(ord('A') + index)}" if len(labels) > 1 else metric
+            table.add_column(header, justify="right")
 
 
 def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) -> None:
-    """One table per tenant row with the runs side by side (``a → b`` where they differ)."""
+    """Per-tenant tables (waiting, then borrowing and preemption) and cluster figures, runs side by side."""
     labels = [label for label, _ in summaries]
-    title = " vs ".join(labels)
-    table = Table(title=f"Per tenant ({title})", show_lines=False, header_style="bold")
-    for column in ("ClusterQueue", "jobs", "GPU-h", "nominal", "wait p50", "wait p95", "wait max",
-                   "borrowed GPU-h", "preempted", "lost GPU-h", "never started"):
-        table.add_column(column, justify="left" if column == "ClusterQueue" else "right")
     rows = [{row["clusterQueue"]: row for row in summary["clusterQueues"]} for _, summary in summaries]
     names = sorted(set().union(*[set(r) for r in rows]))
-    for name in names:
-        cells: dict[str, list[str]] = {key: [] for key in ("jobs", "gpu", "nominal", "p50", "p95", "max",
-                                                             "borrowed", "preempted", "lost", "never")}
-        for per_run in rows:
-            row = per_run.get(name)
-            if row is None:
-                for values in cells.values():
-                    values.append("-")
-                continue
-            wait = row["waitSeconds"]
-            cells["jobs"].append(f"{row['jobs']:,}")
-            cells["gpu"].append(f"{row['gpuHours']:,.0f}")
-            cells["nominal"].append(str(row["nominalGpus"]))
-            cells["p50"].append(_hours(wait["p50"]))
-            cells["p95"].append(_hours(wait["p95"]))
-            cells["max"].append(_hours(wait["max"]))
-            cells["borrowed"].append(f"{row['borrowedGpuHours']:,.0f}")
-            cells["preempted"].append(str(row["preemptions"]))
-            cells["lost"].append(f"{row['lostGpuHours']:,.0f}")
-            cells["never"].append(str(row["neverStarted"]))
-        table.add_row(name, *[_cell(v) for v in cells.values()])
-    console.print(table)
 
-    cluster = Table(title="Cluster", header_style="bold")
+    def cells(name: str, extract: Any) -> list[str]:
+        return [extract(per_run[name]) if name in per_run else "-" for per_run in rows]
+
+    if len(labels) > 1:
+        console.print("Runs: " + ", ".join(f"{chr(ord('A') + i)} = {label}" for i, label in enumerate(labels)))
+
+    waits = Table(title="Wait from submission to start, per tenant (ClusterQueue)", box=box.SIMPLE_HEAD,
+                  header_style="bold", pad_edge=False, collapse_padding=True)
+    waits.add_column("tenant", no_wrap=True)
+    waits.add_column("jobs", justify="right")
+    waits.add_column("GPU-h", justify="right")
+    _per_run_columns(waits, ["p50", "p95", "max"], labels)
+    for name in names:
+        first = next(per_run[name] for per_run in rows if name in per_run)
+        waits.add_row(
+            name, f"{first['jobs']:,}", _amount(first["gpuHours"]),
+            *cells(name, lambda r: _duration(r["waitSeconds"]["p50"])),
+            *cells(name, lambda r: _duration(r["waitSeconds"]["p95"])),
+            *cells(name, lambda r: _duration(r["waitSeconds"]["max"])),
+        )
+    console.print(waits)
+
+    sharing = Table(title="GPU quota, borrowing and preemption, per tenant (GPUs, GPU-hours)",
+                    box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
+    sharing.add_column("tenant", no_wrap=True)
+    sharing.add_column("nominal", justify="right")
+    _per_run_columns(sharing, ["borrowed", "preempted", "lost"], labels)
+    for name in names:
+        first = next(per_run[name] for per_run in rows if name in per_run)
+        sharing.add_row(
+            name, f"{first['nominalGpus']:,}",
+            *cells(name, lambda r: _amount(r["borrowedGpuHours"])),
+            *cells(name, lambda r: f"{r['preemptions']:,}"),
+            *cells(name, lambda r: _amount(r["lostGpuHours"])),
+        )
+    console.print(sharing)
+    console.print("borrowed: GPU-hours held above nominal quota; preempted: times its jobs were preempted; "
+                  "lost: GPU-hours of work preempted jobs threw away.", style="dim")
+
+    cluster = Table(title="Cluster", box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
     cluster.add_column("figure")
     for label in labels:
         cluster.add_column(label, justify="right")
-    figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    figures = [
         ("GPUs", lambda s: f"{s['cluster']['capacity']:,}"),
         ("jobs finished", lambda s: f"{s['finished']:,} of {s['jobs']:,}"),
+        ("jobs never started", lambda s: f"{sum(q['neverStarted'] for q in s['clusterQueues']):,}"),
         ("GPU utilisation", lambda s: f"{100 * s['cluster']['utilization']:.1f}%"),
-        ("wait p50 / p95", lambda s: f"{_hours(s['cluster']['waitSeconds']['p50'])} / "
-                                     f"{_hours(s['cluster']['waitSeconds']['p95'])}"),
-        ("admitted, not yet placed (mean / max jobs)",
-         lambda s: f"{s['cluster']['meanAdmittedNotPlacedJobs']:.1f} / {s['cluster']['maxAdmittedNotPlacedJobs']}"),
+        ("wait p50 / p95", lambda s: f"{_duration(s['cluster']['waitSeconds']['p50'])} / "
+                                     f"{_duration(s['cluster']['waitSeconds']['p95'])}"),
+        ("admitted, not placed: mean / max jobs",
+         lambda s: f"{s['cluster']['meanAdmittedNotPlacedJobs']:.2f} / {s['cluster']['maxAdmittedNotPlacedJobs']}"),
         ("jobs that waited for a node", lambda s: f"{s['cluster']['jobsThatWaitedForPlacement']:,}"),
         ("evicted by waitForPodsReady", lambda s: f"{s['cluster']['podsReadyEvictions']:,}"),
         ("preemptions", lambda s: f"{s['cluster']['preemptions']:,}"),
-        ("GPU-hours lost to preemption", lambda s: f"{s['cluster']['lostGpuHours']:,.0f}"),
+        ("GPU-hours lost to preemption", lambda s: _amount(s["cluster"]["lostGpuHours"])),
         ("scheduling cycles", lambda s: f"{s['cluster']['schedulingCycles']:,}"),
     ]
     for name, value in figures:
