@@ -9,6 +9,7 @@ that queues form.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -203,7 +204,7 @@ def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) 
     cluster.add_column("figure")
     for label in labels:
         cluster.add_column(label, justify="right")
-    figures = [
+    figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("GPUs", lambda s: f"{s['cluster']['capacity']:,}"),
         ("jobs finished", lambda s: f"{s['finished']:,} of {s['jobs']:,}"),
         ("jobs never started", lambda s: f"{sum(q['neverStarted'] for q in s['clusterQueues']):,}"),
