@@ -16,11 +16,7 @@ from gpuplane.surfaces.conformance.dra_cases import (
 )
 
 _HERE = Path(__file__).resolve().parent
-_SHARED_CANDIDATES = (
-    _HERE.parents[1].parent / "shared" / "conformance" / "dra-cases.yaml",
-    Path("/work/shared/conformance/dra-cases.yaml"),
-)
-SHARED_CASES = next((path for path in _SHARED_CANDIDATES if path.exists()), _SHARED_CANDIDATES[-1])
+SHARED_CASES = _HERE.parent / "conformance" / "dra-cases.yaml"
 EXTRA_CASES = _HERE / "extra_cases.yaml"
 
 

@@ -11,9 +11,13 @@ import pytest
 from gpuplane.model.trace import Trace
 from gpuplane.model.traces import bundled_philly_path, load_philly
 
+_OPENB_CANDIDATES = (
+    Path(__file__).resolve().parents[2].parent / "shared/traces/alibaba-gpu-v2023-openb",
+    Path("/work/shared/traces/alibaba-gpu-v2023-openb"),
+)
 ALIBABA_OPENB = Path(os.environ.get(
     "GPUPLANE_ALIBABA_OPENB",
-    Path(__file__).resolve().parents[2].parent / "shared/traces/alibaba-gpu-v2023-openb",
+    next((path for path in _OPENB_CANDIDATES if path.exists()), _OPENB_CANDIDATES[0]),
 ))
 """Folder of the Alibaba openb pod lists, which gpuplane may not ship.
 

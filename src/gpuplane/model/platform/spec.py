@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from gpuplane.model.objects.base import QuantityValue
-from gpuplane.model.objects.core import LabelSelector, Taint, Toleration
+from gpuplane.model.objects.core import Taint, Toleration
 from gpuplane.model.objects.kueue import FlavorFungibility, Preemption
 from gpuplane.model.objects.resource import ResourceClaimTemplateSpec
 from gpuplane.model.quantity import parse_quantity
@@ -388,9 +388,6 @@ class PlatformSpec(SpecModel):
     tenants: list[Tenant] = Field(default_factory=list)
     claim_templates: list[ClaimTemplate] = Field(
         default_factory=list, description="ResourceClaimTemplates that jobs (trace rows) name in their claims.")
-    namespace_selector: LabelSelector | None = Field(
-        default=None, description="Extra selector every ClusterQueue gets; by default each ClusterQueue "
-        "selects its tenant's namespaces by the gpuplane.dev/tenant label.")
 
     @model_validator(mode="after")
     def _references(self) -> PlatformSpec:
