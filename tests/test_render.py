@@ -60,7 +60,17 @@ def test_example_kinds_are_all_present(tmp_path: Path) -> None:
                 "Deployment", "PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
                 "Job"}
     assert expected <= set(summary.objects)
-    assert "Node" not in summary.objects
+
+
+def test_nodes_are_written_for_simulation_only(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    render_spec(EXAMPLES / "university" / "platform.yaml", out)
+    node_files = {path.relative_to(out).as_posix() for path in out.rglob("*.yaml")
+                  if any(d.data.get("kind") == "Node" for d in load_documents(path))}
+    assert node_files == {"campus/simulation/nodes.yaml"}
+    listed = [resource for path in out.rglob("kustomization.yaml") for d in load_documents(path)
+              for resource in d.data.get("resources", [])]
+    assert not any("simulation" in resource for resource in listed)
 
 
 @pytest.mark.parametrize("spec", EXAMPLE_SPECS, ids=lambda p: p.parent.name)

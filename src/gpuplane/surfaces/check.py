@@ -20,11 +20,9 @@ from typing import Any, Literal
 from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, run_checks
 from gpuplane.model.errors import InputError, InputErrors, Location
 from gpuplane.model.manifests import yaml_files
-from gpuplane.model.objects.core import Node
-from gpuplane.model.platform.generate import generate_cluster_objects
 from gpuplane.model.platform.layout import render_platform
 from gpuplane.model.platform.load import read_platform
-from gpuplane.model.platform.rendered import Manifest, manifest_from_object, parse_field
+from gpuplane.model.platform.rendered import Manifest
 from gpuplane.model.yamlio import Document, iter_objects, load_documents
 
 __all__ = ["FAIL_ON", "FORMATS", "CheckReport", "check_path", "exit_code", "format_report"]
@@ -60,11 +58,6 @@ def _spec_input(document: Document) -> tuple[CheckInput, list[Finding]]:
     try:
         tree = render_platform(platform, document=document)
         check.manifests = tree.manifests()
-        for cluster in platform.spec.clusters:
-            generated = generate_cluster_objects(platform, cluster.name, document=document)
-            for node in generated.of(Node):
-                path = parse_field(generated.location(node).field)
-                check.manifests.append(manifest_from_object(node, document=document, path=path, cluster=cluster.name))
         validate_tree(tree, platform.spec.kubernetes_version)
     except InputErrors as errors:
         return check, [_finding_from_error(error) for error in errors.errors]

@@ -278,9 +278,11 @@ def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_fo
     if until is not None:
         scenario = scenario.model_copy(update={"spec": scenario.spec.model_copy(update={"until": until})})
     trace = _load_trace(trace_path, trace_format, scenario)
-    console.print(f"Trace: {trace.source}: {len(trace.jobs):,} jobs from {len(trace.tenants())} tenants.")
+    source = Path(trace.source)
+    shown = "the bundled Philly trace" if source == bundled_philly_path() else str(source)
+    console.print(f"Trace: {shown}: {len(trace.jobs):,} jobs from {len(trace.tenants())} tenants.")
     for note in trace.notes:
-        console.print(f"  {note}")
+        console.print(f"  {note.replace(str(source), source.name)}")
 
     results = []
     for spec in runs:

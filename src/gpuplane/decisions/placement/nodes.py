@@ -118,7 +118,7 @@ class NodeIndex:
 
     def __init__(self, nodes: Iterable[NodeState], *, strategy: ScoringStrategy = ScoringStrategy.LEAST_ALLOCATED,
                  accelerator_resources: Sequence[str] = ("nvidia.com/gpu", "amd.com/gpu")) -> None:
-        self.nodes = {node.name: node for node in nodes}
+        self.nodes = {node.name: node for node in sorted(nodes, key=lambda node: node.name)}
         self.strategy = strategy
         self.accelerator_resources = tuple(accelerator_resources)
         self._groups: dict[object, _Group] = {}

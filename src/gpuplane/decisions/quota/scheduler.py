@@ -213,12 +213,16 @@ class Scheduler:
         entry.workload.last_assignment = assignment.last_state
 
     def classical_order(self, entries: list[Entry]) -> list[Entry]:
-        """Quota already reserved, then lower borrowing level, higher priority, older timestamp."""
+        """Quota already reserved, then lower borrowing level, higher priority, older timestamp.
+
+        Kueue leaves the order of entries equal on all four open; gpuplane breaks
+        such ties by ClusterQueue name and UID so that runs are reproducible.
+        """
         def key(entry: Entry) -> tuple[object, ...]:
             assert entry.assignment is not None
             priority = -entry.workload.priority if self.config.priority_sorting_within_cohort else 0
             return (not entry.workload.has_quota_reservation(), entry.assignment.borrowing, priority,
-                    entry.workload.queue_order_time)
+                    entry.workload.queue_order_time, entry.workload.cluster_queue, entry.workload.uid)
         return sorted(entries, key=key)
 
     # --- assignments ------------------------------------------------------------------------

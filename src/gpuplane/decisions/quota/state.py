@@ -364,6 +364,12 @@ def build_cluster_state(
     for queue in queues.values():
         if queue.parent is not None and queue.parent.name in in_cycle:
             queue.inactive_reason = f"CohortHasCycle: cohort {queue.parent.name} is part of a cycle"
+    # Kueue walks children in Go map order; sorting by name makes ties resolve the same way
+    # whatever order the objects were read in.
+    for cohort in cohort_nodes.values():
+        cohort.child_cohorts.sort(key=lambda child: child.name)
+        cohort.child_queues.sort(key=lambda child: child.name)
+    queues = dict(sorted(queues.items()))
     for cohort in cohort_nodes.values():
         if cohort.parent is None:
             recompute_subtree(cohort)

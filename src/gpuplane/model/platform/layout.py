@@ -147,9 +147,29 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
         if tenant.isolation == "vcluster":
             _add_vcluster(files, root, tenant, cluster)
 
+    _add_simulation_inventory(files, platform, cluster, document)
     for file in files.values():
         file.manifests.sort(key=_sort_key)
     _add_kustomizations(files, root)
+
+
+def _add_simulation_inventory(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
+                              document: Document | None) -> None:
+    """Write the cluster's nodes and device slices under ``simulation/``, outside every kustomization.
+
+    Nodes join a cluster on their own and drivers publish ResourceSlices, so
+    neither is applied; gpuplane simulate reads them so that simulating the
+    rendered folder gives the same results as simulating the spec.
+    """
+    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=True)
+    for obj in generated.objects:
+        if obj.kind not in ("Node", "ResourceSlice"):
+            continue
+        location = generated.locations.get(id(obj))
+        path = parse_field(location.field) if location is not None else ()
+        manifest = manifest_from_object(obj, document=document, path=path, cluster=cluster.name)
+        name = "nodes.yaml" if obj.kind == "Node" else "resourceslices.yaml"
+        _add(files, f"{cluster.name}/simulation/{name}", manifest)
 
 
 def _check_vcluster(tenant: Tenant, index: int, document: Document | None) -> None:
