@@ -51,7 +51,7 @@ def _wait(run: JobRun) -> float | None:
 
 
 def job_records(result: SimulationResult) -> pl.DataFrame:
-    """One row per job, in submission order."""
+    """Return one row per job, in submission order."""
     rows: dict[str, list[Any]] = {name: [] for name in (
         "job", "tenant", "local_queue", "cluster_queue", "gpus", "pods", "priority", "submit_time", "duration",
         "first_admitted", "first_started", "finished", "wait_seconds", "run_seconds", "unplaced_seconds",
@@ -146,7 +146,7 @@ def _claims_summary(result: SimulationResult) -> list[dict[str, Any]]:
 
 
 def summarize(result: SimulationResult) -> dict[str, Any]:
-    """The summary a report prints: per ClusterQueue rows and cluster figures."""
+    """Compute the summary a report prints: per ClusterQueue rows and cluster figures."""
     by_queue: dict[str, list[JobRun]] = {}
     for run in result.runs:
         by_queue.setdefault(run.workload.cluster_queue or "(none)", []).append(run)

@@ -441,7 +441,6 @@ class Simulator:
             run.pods.extend([PodRun(index, requests, placement) for _ in range(assigned.count)])
         run.unplaced_since = self.now
         self.unplaced[run.key] = run
-        self.max_unplaced = max(self.max_unplaced, len(self.unplaced))
         if self.scenario.spec.kueue.wait_for_pods_ready_enabled:
             timeout = self.scenario.spec.kueue.wait_for_pods_ready.timeout
             self.events.push(self.now + timeout, EventKind.PODS_READY_TIMEOUT, (run.key, run.generation))
@@ -485,6 +484,8 @@ class Simulator:
                                    else self.devices.accounted(run, pod, self.resource))
             if all(pod.node is not None for pod in run.pods):
                 self._start(run)
+        # Count only jobs still waiting once this instant's placement pass is done.
+        self.max_unplaced = max(self.max_unplaced, len(self.unplaced))
 
     def _start(self, run: JobRun) -> None:
         del self.unplaced[run.key]

@@ -1,9 +1,9 @@
 """``gpuplane simulate``: replay a trace on one or two platforms and report per tenant.
 
 With no arguments it runs the bundled example: the Microsoft Philly trace on
-a platform whose virtual clusters are ClusterQueues, once isolated and once
-in one cohort that lends idle quota, at one third of the recorded size so
-that queues form.
+a platform whose virtual clusters are ClusterQueues. The trace runs twice,
+once isolated and once in one cohort that lends idle quota, at one third of
+the recorded size so that queues form.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _amount(value: float) -> str:
 
 
 def _per_run_columns(table: Table, metrics: list[str], labels: list[str]) -> None:
-    """One column per metric and run; with two runs the runs are called A and B to keep tables narrow."""
+    """Add one column per metric and run; two runs are called A and B so that tables stay narrow."""
     for metric in metrics:
         for index in range(len(labels)):
             header = f"{metric}\n{chr(ord('A') + index)}" if len(labels) > 1 else metric
@@ -156,72 +156,93 @@ def _per_run_columns(table: Table, metrics: list[str], labels: list[str]) -> Non
 
 
 def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) -> None:
-    """Per-tenant tables (waiting, then borrowing and preemption) and cluster figures, runs side by side."""
+    """Print per-tenant tables (waiting, then quota and preemption) and cluster figures, runs side by side."""
     labels = [label for label, _ in summaries]
-    rows = [{row["clusterQueue"]: row for row in summary["clusterQueues"]} for _, summary in summaries]
-    names = sorted(set().union(*[set(r) for r in rows]))
-
-    def cells(name: str, extract: Any) -> list[str]:
-        return [extract(per_run[name]) if name in per_run else "-" for per_run in rows]
-
     if len(labels) > 1:
         console.print("Runs: " + ", ".join(f"{chr(ord('A') + i)} = {label}" for i, label in enumerate(labels)))
-
-    waits = Table(title="Wait from submission to start, per tenant (ClusterQueue)", box=box.SIMPLE_HEAD,
-                  header_style="bold", pad_edge=False, collapse_padding=True)
-    waits.add_column("tenant", no_wrap=True)
-    waits.add_column("jobs", justify="right")
-    waits.add_column("GPU-h", justify="right")
-    _per_run_columns(waits, ["p50", "p95", "max"], labels)
-    for name in names:
-        first = next(per_run[name] for per_run in rows if name in per_run)
-        waits.add_row(
-            name, f"{first['jobs']:,}", _amount(first["gpuHours"]),
-            *cells(name, lambda r: _duration(r["waitSeconds"]["p50"])),
-            *cells(name, lambda r: _duration(r["waitSeconds"]["p95"])),
-            *cells(name, lambda r: _duration(r["waitSeconds"]["max"])),
-        )
-    console.print(waits)
-
-    sharing = Table(title="GPU quota, borrowing and preemption, per tenant (GPUs, GPU-hours)",
-                    box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
-    sharing.add_column("tenant", no_wrap=True)
-    sharing.add_column("nominal", justify="right")
-    _per_run_columns(sharing, ["borrowed", "preempted", "lost"], labels)
-    for name in names:
-        first = next(per_run[name] for per_run in rows if name in per_run)
-        sharing.add_row(
-            name, f"{first['nominalGpus']:,}",
-            *cells(name, lambda r: _amount(r["borrowedGpuHours"])),
-            *cells(name, lambda r: f"{r['preemptions']:,}"),
-            *cells(name, lambda r: _amount(r["lostGpuHours"])),
-        )
-    console.print(sharing)
+    rows = [{row["clusterQueue"]: row for row in summary["clusterQueues"]} for _, summary in summaries]
+    console.print(_waits_table(rows, labels))
+    console.print(_sharing_table(rows, labels))
     console.print("borrowed: GPU-hours held above nominal quota; preempted: times its jobs were preempted; "
                   "lost: GPU-hours of work preempted jobs threw away.", style="dim")
+    console.print(_cluster_table(summaries))
 
-    cluster = Table(title="Cluster", box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
-    cluster.add_column("figure")
-    for label in labels:
-        cluster.add_column(label, justify="right")
-    figures: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("GPUs", lambda s: f"{s['cluster']['capacity']:,}"),
-        ("jobs finished", lambda s: f"{s['finished']:,} of {s['jobs']:,}"),
-        ("jobs never started", lambda s: f"{sum(q['neverStarted'] for q in s['clusterQueues']):,}"),
-        ("GPU utilisation", lambda s: f"{100 * s['cluster']['utilization']:.1f}%"),
-        ("wait p50 / p95", lambda s: f"{_duration(s['cluster']['waitSeconds']['p50'])} / "
-                                     f"{_duration(s['cluster']['waitSeconds']['p95'])}"),
-        ("admitted, not placed: mean / max jobs",
-         lambda s: f"{s['cluster']['meanAdmittedNotPlacedJobs']:.2f} / {s['cluster']['maxAdmittedNotPlacedJobs']}"),
-        ("jobs that waited for a node", lambda s: f"{s['cluster']['jobsThatWaitedForPlacement']:,}"),
-        ("evicted by waitForPodsReady", lambda s: f"{s['cluster']['podsReadyEvictions']:,}"),
-        ("preemptions", lambda s: f"{s['cluster']['preemptions']:,}"),
-        ("GPU-hours lost to preemption", lambda s: _amount(s["cluster"]["lostGpuHours"])),
-        ("scheduling cycles", lambda s: f"{s['cluster']['schedulingCycles']:,}"),
-    ]
-    for name, value in figures:
-        cluster.add_row(name, *[value(summary) for _, summary in summaries])
-    console.print(cluster)
+
+def _table(title: str) -> Table:
+    return Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
+
+
+def _per_tenant(rows: list[dict[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any], list[dict[str, Any] | None]]]:
+    """Each tenant's name, its first row (run-independent figures) and its row in every run."""
+    names = sorted(set().union(*[set(r) for r in rows]))
+    result = []
+    for name in names:
+        per_run = [per_run_rows.get(name) for per_run_rows in rows]
+        first = next(row for row in per_run if row is not None)
+        result.append((name, first, per_run))
+    return result
+
+
+def _cells(per_run: list[dict[str, Any] | None], extract: Callable[[dict[str, Any]], str]) -> list[str]:
+    return [extract(row) if row is not None else "-" for row in per_run]
+
+
+def _waits_table(rows: list[dict[str, dict[str, Any]]], labels: list[str]) -> Table:
+    table = _table("Wait from submission to start, per tenant (ClusterQueue)")
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("jobs", justify="right")
+    table.add_column("GPU-h", justify="right")
+    _per_run_columns(table, ["p50", "p95", "max"], labels)
+    for name, first, per_run in _per_tenant(rows):
+        table.add_row(
+            name, f"{first['jobs']:,}", _amount(first["gpuHours"]),
+            *_cells(per_run, lambda r: _duration(r["waitSeconds"]["p50"])),
+            *_cells(per_run, lambda r: _duration(r["waitSeconds"]["p95"])),
+            *_cells(per_run, lambda r: _duration(r["waitSeconds"]["max"])),
+        )
+    return table
+
+
+def _sharing_table(rows: list[dict[str, dict[str, Any]]], labels: list[str]) -> Table:
+    table = _table("GPU quota, borrowing and preemption, per tenant (GPUs, GPU-hours)")
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("nominal", justify="right")
+    _per_run_columns(table, ["borrowed", "preempted", "lost"], labels)
+    for name, first, per_run in _per_tenant(rows):
+        table.add_row(
+            name, f"{first['nominalGpus']:,}",
+            *_cells(per_run, lambda r: _amount(r["borrowedGpuHours"])),
+            *_cells(per_run, lambda r: f"{r['preemptions']:,}"),
+            *_cells(per_run, lambda r: _amount(r["lostGpuHours"])),
+        )
+    return table
+
+
+_CLUSTER_FIGURES: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("GPUs", lambda s: f"{s['cluster']['capacity']:,}"),
+    ("jobs finished", lambda s: f"{s['finished']:,} of {s['jobs']:,}"),
+    ("jobs never started", lambda s: f"{sum(q['neverStarted'] for q in s['clusterQueues']):,}"),
+    ("GPU utilisation", lambda s: f"{100 * s['cluster']['utilization']:.1f}%"),
+    ("wait p50 / p95", lambda s: f"{_duration(s['cluster']['waitSeconds']['p50'])} / "
+                                 f"{_duration(s['cluster']['waitSeconds']['p95'])}"),
+    ("admitted, not placed: mean / max jobs",
+     lambda s: f"{s['cluster']['meanAdmittedNotPlacedJobs']:.2f} / {s['cluster']['maxAdmittedNotPlacedJobs']}"),
+    ("jobs that waited for a node", lambda s: f"{s['cluster']['jobsThatWaitedForPlacement']:,}"),
+    ("evicted by waitForPodsReady", lambda s: f"{s['cluster']['podsReadyEvictions']:,}"),
+    ("preemptions", lambda s: f"{s['cluster']['preemptions']:,}"),
+    ("GPU-hours lost to preemption", lambda s: _amount(s["cluster"]["lostGpuHours"])),
+    ("scheduling cycles", lambda s: f"{s['cluster']['schedulingCycles']:,}"),
+]
+
+
+def _cluster_table(summaries: list[tuple[str, dict[str, Any]]]) -> Table:
+    table = _table("Cluster")
+    table.add_column("figure")
+    for label, _ in summaries:
+        table.add_column(label, justify="right")
+    for name, value in _CLUSTER_FIGURES:
+        table.add_row(name, *[value(summary) for _, summary in summaries])
+    return table
 
 
 def print_device_report(console: Console, label: str, devices: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """Node placement of admitted pods: which node each pod binds to, as the kube-scheduler would.
 
-Kueue admits a workload against quota only; its pods are then placed one by
-one on nodes that match the assigned flavor (the flavor's node labels and
-tolerations are injected into the pods). A pod binds when a node passes the
+Kueue admits a workload against quota only. Its pods are then placed one by
+one on nodes that match the assigned flavor, whose node labels and
+tolerations Kueue injects into the pods. A pod binds when a node passes the
 filters (labels, taints, free allocatable for every requested resource and a
 free pod slot); otherwise it stays pending until capacity frees up.
 
@@ -61,10 +61,10 @@ class NodeState:
 
 @dataclass(frozen=True, slots=True)
 class PlacementRequest:
-    """What one pod needs: per-pod requests and where it may run.
+    """One pod's requests and the node labels and tolerations that decide where it may run.
 
-    ``key`` identifies the nodes such pods may use; build requests with
-    :meth:`build` so it is computed once, not at every placement.
+    ``key`` identifies the nodes such pods may use. Build requests with
+    :meth:`build` so that it is computed once, not at every placement.
     """
 
     requests: Mapping[str, int]
@@ -158,7 +158,7 @@ class NodeIndex:
     # --- binding ----------------------------------------------------------------------------
 
     def find_node(self, request: PlacementRequest) -> NodeState | None:
-        """The node a pod would bind to now, or None when no node fits."""
+        """Return the node a pod would bind to now, or None when no node fits."""
         group = self._group(request)
         resource = group.resource
         need = request.requests.get(resource, 0) if resource is not None else 0
@@ -198,8 +198,8 @@ class NodeIndex:
         """Explain, with counts, why no node fits a pod right now."""
         nodes = self._group(request).nodes
         if not nodes:
-            wanted = ", ".join(f"{k}={v}" for k, v in sorted(request.node_labels.items())) or "any labels"
-            return f"no node matches the flavor's node labels ({wanted}) and tolerations"
+            expected = ", ".join(f"{k}={v}" for k, v in sorted(request.node_labels.items())) or "any labels"
+            return f"no node matches the flavor's node labels ({expected}) and tolerations"
         too_small = sum(1 for node in nodes if not _fits_allocatable(node, request.requests))
         busy = len(nodes) - too_small
         parts = [f"0/{len(nodes)} matching nodes have room"]
