@@ -121,3 +121,96 @@ def test_missing_platform_file_is_an_error(tmp_path: Path) -> None:
     result = _gpuplane("simulate", "nowhere.yaml", "--trace", str(trace), cwd=tmp_path)
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_out_refuses_the_current_folder(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--out", ".", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "current folder" in result.stderr
+    assert platform.exists()
+
+
+def test_out_refuses_a_folder_gpuplane_did_not_write(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "notes.txt").write_text("mine", encoding="utf-8")
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--out", "results", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not empty" in result.stderr
+    assert (tmp_path / "results" / "notes.txt").read_text() == "mine"
+
+
+def test_out_replaces_its_own_earlier_results(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    for _ in range(2):
+        result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--out", "results", "-q", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "results" / "workloads.parquet").exists()
+    assert (tmp_path / "results").stat().st_mode & 0o055 == 0o055
+
+
+def test_out_refuses_a_file_and_a_missing_parent(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    (tmp_path / "taken").write_text("x", encoding="utf-8")
+    for target, message in (("taken", "is a file"), ("missing/deeper", "does not exist")):
+        result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--out", target, cwd=tmp_path)
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_out_refuses_a_folder_holding_an_input(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    platform, trace = _files(tmp_path / "work")
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--out", "work", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "contains the input" in result.stderr
+    assert platform.exists()
+
+
+def test_until_takes_durations_and_reports_that_span(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--until", "1h", "--out", "r", "-q",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "simulated 3,600 s" in result.stdout
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["spanSeconds"] == 3600
+
+
+def test_negative_until_is_an_error(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--until", "-5", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "must not be negative" in result.stderr
+
+
+def test_options_of_the_bundled_example_are_checked_first(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    cases = [(["--trace", str(trace)], "--trace needs a PLATFORM"),
+             ([str(platform), "--size", "recorded"], "--size applies to the bundled example only")]
+    for args, message in cases:
+        result = _gpuplane("simulate", *args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert message in result.stderr
+
+
+def test_misspelt_feature_gate_is_an_error(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("apiVersion: gpuplane.dev/v1alpha1\nkind: Scenario\nmetadata: {name: s}\nspec:\n"
+                        "  kueue:\n    featureGates: {PartialAdmision: true}\n", encoding="utf-8")
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "--scenario", str(scenario), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "scenario.yaml:6" in result.stderr
+    assert "did you mean PartialAdmission" in result.stderr
+
+
+def test_jobs_that_never_run_are_explained(tmp_path: Path) -> None:
+    platform, trace = _files(tmp_path, trace=TRACE + "a4,60,600,team-a,1,32\n")
+    result = _gpuplane("simulate", str(platform), "--trace", str(trace), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 jobs did not finish" in result.stdout
+    assert "ExceedsMaxQuota" in result.stdout

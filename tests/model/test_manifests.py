@@ -86,7 +86,7 @@ status:
 """
     objects = load_objects([_write(tmp_path, text)])
     assert len(objects.warnings) == 2
-    assert any("2 object(s) of kind ConfigMap" in w for w in objects.warnings)
+    assert any("2 ConfigMap (v1)" in w for w in objects.warnings)
     assert any("spec.somethingNew" in w and "m.yaml:13" in w for w in objects.warnings)
 
 

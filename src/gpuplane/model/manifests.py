@@ -164,8 +164,9 @@ def objects_from_documents(documents: Sequence[Document]) -> ObjectSet:
                 result.warnings.append(
                     f"{where.source}:{where.line}: {obj.kind} field {format_path(extra)} is not "
                     "modelled by gpuplane and is ignored")
-    for kind, count in sorted(unknown_kinds.items()):
-        result.warnings.append(f"{count} object(s) of kind {kind} are not used by gpuplane and were skipped")
+    if unknown_kinds:
+        skipped = ", ".join(f"{count} {kind}" for kind, count in sorted(unknown_kinds.items()))
+        result.warnings.append(f"skipped objects of kinds gpuplane does not read: {skipped}")
     if errors:
         raise InputErrors(errors)
     return result

@@ -11,6 +11,7 @@ Every field has Kueue's or Kubernetes' default, so an empty spec is valid.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,45 @@ __all__ = [
 ]
 
 
+# Feature gates of Kueue at the version gpuplane reproduces (pkg/features/kube_features.go).
+KUEUE_FEATURE_GATES: frozenset[str] = frozenset({
+    "AdmissionFairSharing", "AdmissionGatedBy", "AssignQueueLabelsForPods", "CleanupProvisioningRequestsOnEviction",
+    "ConcurrentAdmission", "CustomMetricLabels", "DeferRayServiceFinalizationForRedisCleanup",
+    "DisableWaitForPodsReady", "ElasticJobsViaWorkloadSlices", "ElasticJobsViaWorkloadSlicesWithTAS",
+    "FailureRecoveryPolicy", "FairSharingPreemptWithinNominal", "FairSharingPrioritizeNonBorrowing",
+    "FastQuotaReleaseInPodIntegration", "FinishOrphanedWorkloads", "FlavorFungibility",
+    "FlavorFungibilityPreserveScanProgress", "KueueDRAIntegration", "KueueDRAIntegrationConsumableCapacity",
+    "KueueDRAIntegrationExtendedResource", "KueueDRAIntegrationPartitionableDevices",
+    "KueueDRARejectWorkloadsWhenDRADisabled", "LWSImmutableGroupSize", "LocalQueueMetrics",
+    "ManagedJobsNamespaceSelectorAlwaysRespected", "MetricForWorkloadCreationLatency", "MetricsForCohorts",
+    "MultiKueue", "MultiKueueAdaptersForCustomJobs", "MultiKueueClusterProfile",
+    "MultiKueueIncrementalDispatcherConfig", "MultiKueueIncrementalDispatcherRespectConfigOrder",
+    "MultiKueueKubeConfigPathValidation", "MultiKueueManagerQuotaAutomation", "MultiKueueOrchestratedPreemption",
+    "MultiKueueRemoteSpecSync", "PartialAdmission", "PodIntegrationValidateGroupOwner",
+    "PrioritizePreemptorWorkloads", "PriorityBoost", "PrioritySortingWithinCohort", "QuotaCheckStrategy",
+    "ReclaimablePods", "RecomputeAssignmentUponPreemptionTargetsOverlap", "RejectUpdatesToCQWithInvalidOnFlavors",
+    "RemoveFinalizersWithStrictPatch", "SchedulerLibraryIntegration", "SchedulingEquivalenceHashing",
+    "ShortWorkloadNames", "SkipAncestorCheckForDeletedWorkloads", "SkipReassignmentForPodOwnedWorkloads",
+    "SparkApplicationIntegration", "TASAssignmentsEncodingByHostnamePrefix", "TASBalancedPlacement",
+    "TASCacheNodeMatchResults", "TASCacheTopologyTree", "TASCachingRemainingResources", "TASFailedNodeReplacement",
+    "TASFailedNodeReplacementFailFast", "TASHandleOverlappingFlavors", "TASMultiLayerTopology", "TASProfileMixed",
+    "TASRecomputeAssignmentWithinSchedulingCycle", "TASReplaceNodeDueToNotReadyOverFixedTime",
+    "TASReplaceNodeOnNodeTaints", "TASReplaceNodeOnPodTermination", "TASRespectNodeAffinityPreferred",
+    "TASValidateWorkloadSliceSize", "TLSOptions", "TopologyAwareScheduling", "UnadmittedWorkloadsExplicitStatus",
+    "UnadmittedWorkloadsObservability", "ValidateRayAndSparkJobUpdates", "VectorizedResourceRequests",
+    "VisibilityOnDemand", "WorkloadIdentifierAnnotations", "WorkloadPriorityClassDefaulting",
+    "WorkloadRequestUseMergePatch", "WorkloadValidateResourcesAreNonNegative",
+    "WorkloadValidationForPodSetMetadata",
+})
+
+MODELLED_FEATURE_GATES: frozenset[str] = frozenset({
+    "DisableWaitForPodsReady", "KueueDRAIntegration", "PartialAdmission", "PrioritySortingWithinCohort",
+    "RecomputeAssignmentUponPreemptionTargetsOverlap", "SchedulingEquivalenceHashing",
+    "FlavorFungibilityPreserveScanProgress",
+})
+"""Gates a Scenario may set; the simulator reads each of them."""
+
+
 def parse_duration(text: object) -> float:
     """Parse a Go duration (``90s``, ``30m``, ``1h30m``, ``500ms``) or plain seconds into seconds."""
     if isinstance(text, bool):
@@ -40,6 +80,9 @@ def parse_duration(text: object) -> float:
     if isinstance(text, int | float):
         return float(text)
     value = str(text).strip()
+    if value.startswith(("-", "+")) and len(value) > 1:
+        sign = -1.0 if value[0] == "-" else 1.0
+        return sign * parse_duration(value[1:])
     units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     total, number, index = 0.0, "", 0
     if not value:
@@ -192,6 +235,22 @@ class KueueConfiguration(ScenarioModel):
     admission_fair_sharing: AdmissionFairSharingConfig | None = None
     wait_for_pods_ready: WaitForPodsReady = Field(default_factory=WaitForPodsReady)
     feature_gates: dict[str, bool] = Field(default_factory=dict)
+
+    @field_validator("feature_gates")
+    @classmethod
+    def _known_gates(cls, gates: dict[str, bool]) -> dict[str, bool]:
+        for name in gates:
+            if name in MODELLED_FEATURE_GATES:
+                continue
+            if name in KUEUE_FEATURE_GATES:
+                raise ValueError(
+                    f"gpuplane does not model Kueue feature gate {name}; remove it, and the simulation "
+                    f"behaves as Kueue with {name} at its default. Gates gpuplane models: "
+                    f"{', '.join(sorted(MODELLED_FEATURE_GATES))}")
+            close = difflib.get_close_matches(name, sorted(KUEUE_FEATURE_GATES), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"{name} is not a Kueue feature gate{hint}")
+        return gates
     resources: KueueResources = Field(default_factory=KueueResources)
 
     @property
@@ -223,8 +282,10 @@ class Placement(ScenarioModel):
 
 
 class Pods(ScenarioModel):
-    termination_grace_period_seconds: float = Field(default=0.0, ge=0, description="Seconds a preempted or "
-                                                    "evicted pod keeps its node and quota after SIGTERM.")
+    shutdown_seconds: float = Field(default=0.0, ge=0, description="Seconds a preempted or evicted pod takes to "
+                                    "exit after SIGTERM, keeping its node and quota meanwhile. Kubernetes allows up "
+                                    "to the pod's terminationGracePeriodSeconds (30 by default); 0 models training "
+                                    "processes that exit at once, as they do without a SIGTERM handler.")
 
 
 class ScenarioSpec(ScenarioModel):
@@ -235,7 +296,7 @@ class ScenarioSpec(ScenarioModel):
     pods: Pods = Field(default_factory=Pods)
     accounting_resource: str = Field(default="nvidia.com/gpu", description="Resource the per-tenant results "
                                      "count (GPU-hours, borrowed GPU-hours).")
-    until: float | None = Field(default=None, description="Stop the simulation at this time (seconds after "
+    until: float | None = Field(default=None, ge=0, description="Stop the simulation at this time (seconds after "
                                 "the first submission); by default it runs until every job is done.")
 
 

@@ -2,8 +2,11 @@
 
 Definitions (all times in seconds, GPU figures in the accounting resource):
 
-- wait: from submission to the first time all of a job's pods ran;
-- GPU-hours: requested GPUs times running time of finished jobs;
+- wait: from submission to the first time all of a job's pods ran; a job
+  that never started counts as waiting until the end of the run (a lower
+  bound), so queues that never drain still show;
+- GPU-hours: requested GPUs times running time of finished jobs; demand
+  GPU-hours count every job of the trace, finished or not;
 - borrowed GPU-hours: the time integral of a ClusterQueue's usage above its
   nominal quota (quota held, whether or not the pods were placed);
 - lost GPU-hours: GPUs times running time thrown away when a running job
@@ -50,6 +53,12 @@ def _wait(run: JobRun) -> float | None:
     return run.first_started - run.job.submit_time
 
 
+def _wait_so_far(run: JobRun, end: float) -> float:
+    """The wait of a job that started, or how long it had waited by ``end`` if it never did."""
+    started = _wait(run)
+    return started if started is not None else max(0.0, end - run.job.submit_time)
+
+
 def job_records(result: SimulationResult) -> pl.DataFrame:
     """Return one row per job, in submission order."""
     rows: dict[str, list[Any]] = {name: [] for name in (
@@ -85,7 +94,7 @@ def job_records(result: SimulationResult) -> pl.DataFrame:
         rows["flavors"].append(run.flavors)
         rows["borrowed_at_admission"].append(run.borrowed_at_admission)
         record = devices.jobs.get(run.key) if devices is not None else None
-        rows["nodes"].append(",".join(record.nodes) if record else "")
+        rows["nodes"].append(",".join(record.nodes) if record else ",".join(run.nodes))
         rows["devices"].append(",".join(str(device) for device in record.devices) if record else "")
         rows["device_models"].append(",".join(_models(record.devices, devices.models)) if record and devices else "")
     schema = {"first_admitted": pl.Float64, "first_started": pl.Float64, "finished": pl.Float64,
@@ -154,7 +163,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     for name in sorted(by_queue):
         runs = by_queue[name]
         finished = [r for r in runs if r.state == JobState.FINISHED]
-        waits = [w for w in (_wait(r) for r in runs) if w is not None]
+        waits = [_wait_so_far(r, result.end) for r in runs if r.state != JobState.REJECTED]
         account = result.queues.get(name)
         queues.append({
             "clusterQueue": name,
@@ -164,6 +173,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
             "neverStarted": sum(1 for r in runs if r.first_started is None),
             "rejected": sum(1 for r in runs if r.state == JobState.REJECTED),
             "gpuHours": sum(r.accounting * r.job.duration for r in finished) / HOUR,
+            "demandGpuHours": sum(r.accounting * r.job.duration for r in runs) / HOUR,
             "waitSeconds": _percentiles(waits),
             "nominalGpus": account.nominal if account else 0,
             "borrowedGpuHours": account.borrowed_seconds / HOUR if account else 0.0,
@@ -175,7 +185,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     span = max(result.end - result.start, 0.0)
     capacity_seconds = result.cluster_capacity * span
     placement_waits = [r.unplaced_seconds for r in result.runs if r.unplaced_seconds > 0]
-    all_waits = [w for w in (_wait(r) for r in result.runs) if w is not None]
+    all_waits = [_wait_so_far(r, result.end) for r in result.runs if r.state != JobState.REJECTED]
     pending = [r for r in result.runs if r.state not in (JobState.FINISHED,)]
     summary: dict[str, Any] = {
         "resource": result.accounting_resource,

@@ -95,6 +95,8 @@ class JobRun:
     message: str = ""
     borrowed_at_admission: int = 0
     flavors: str = ""
+    nodes: tuple[str, ...] = ()
+    """Nodes the job's pods ran on the last time it started."""
 
     @property
     def key(self) -> str:
@@ -253,6 +255,7 @@ class Simulator:
         while events:
             time, kind, payload = events.pop_raw()
             if time > stop:
+                self._advance(stop)
                 break
             if time < self.now:
                 raise SimulationError(f"event {EventKind(kind).name} at {time} is before the clock ({self.now})")
@@ -493,6 +496,7 @@ class Simulator:
             run.unplaced_seconds += self.now - run.unplaced_since
             run.unplaced_since = None
         run.state = JobState.RUNNING
+        run.nodes = tuple(sorted({pod.node.name for pod in run.pods if pod.node is not None}))
         run.started_at = self.now
         if run.first_started is None:
             run.first_started = self.now
@@ -560,7 +564,7 @@ class Simulator:
             if run.unplaced_since is not None:
                 run.unplaced_seconds += self.now - run.unplaced_since
                 run.unplaced_since = None
-        grace = self.scenario.spec.pods.termination_grace_period_seconds
+        grace = self.scenario.spec.pods.shutdown_seconds
         has_pods = any(pod.node is not None for pod in run.pods)
         delay = grace if has_pods else 0.0
         self.events.push(self.now + delay, EventKind.POD_TERMINATED, (run.key, run.generation, why))

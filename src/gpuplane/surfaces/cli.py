@@ -73,30 +73,30 @@ def simulate(
              "Without it, the bundled Philly example runs.")] = None,
     trace: Annotated[Path | None, typer.Option(
         "--trace", help="Trace to replay: Philly CSV, native CSV or Parquet, or an Alibaba pod list. "
-                        "Default: the bundled Philly trace.")] = None,
-    trace_format: Annotated[str | None, typer.Option("--trace-format", help="auto, philly, native or "
-                                                     "alibaba-openb.")] = None,
+                        "Default: the scenario's trace.path, else the bundled Philly trace.")] = None,
+    trace_format: Annotated[str | None, typer.Option("--trace-format", help="auto (the default), philly, native "
+                                                     "or alibaba-openb.")] = None,
     scenario: Annotated[Path | None, typer.Option("--scenario", help="A Scenario file: tenant mapping, Kueue "
                                                   "configuration, placement.")] = None,
     compare: Annotated[Path | None, typer.Option("--compare", help="A second platform to run on the same "
                                                  "trace; results are shown side by side.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for per-workload records (Parquet) "
-                                             "and summaries (JSON).")] = None,
-    size: Annotated[str, typer.Option("--size", help="Bundled example only: reduced (one third of each "
-                                      "virtual cluster, the default) or recorded.")] = "reduced",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="New folder for per-workload records (Parquet) "
+                                             "and summaries (JSON); a folder gpuplane wrote before is "
+                                             "replaced.")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="Bundled example only: reduced (one third of each "
+                                             "virtual cluster, the default) or recorded.")] = None,
     cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster of a multi-cluster spec.")] = None,
-    until: Annotated[float | None, typer.Option("--until", help="Stop after this many seconds of simulated "
-                                                "time.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop at this simulated time after the first "
+                                              "submission: seconds, or a duration such as 36h or 90m.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Replay a trace through Kueue's admission rules and report per tenant."""
-    from gpuplane.surfaces.simulate import simulate_command
+    from gpuplane.surfaces.simulate import SimulateOptions, simulate_command
 
-    console = Console(highlight=False)
-    code = simulate_command(platform=platform, trace_path=trace, trace_format=trace_format,
-                            scenario_path=scenario, compare=compare, out=out, size=size, cluster=cluster,
-                            until=until, console=console, quiet=quiet)
-    raise typer.Exit(code)
+    options = SimulateOptions(platform=platform, trace_path=trace, trace_format=trace_format,
+                              scenario_path=scenario, compare=compare, out=out, size=size, cluster=cluster,
+                              until=until, quiet=quiet)
+    raise typer.Exit(simulate_command(options, Console(highlight=False)))
 
 
 PolicyEngineOption = Annotated[str, typer.Option(

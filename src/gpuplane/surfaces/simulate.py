@@ -21,16 +21,17 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gpuplane.decisions.quota.scheduler import CycleResult
-from gpuplane.model.errors import Location, SpecError, TraceError
+from gpuplane.model.errors import InputError, Location, SpecError, TraceError
 from gpuplane.model.manifests import ObjectSet
 from gpuplane.model.objects.kueue import LocalQueue
 from gpuplane.model.platform.load import load_platform_objects
-from gpuplane.model.scenario import Scenario, load_scenario
+from gpuplane.model.scenario import Scenario, load_scenario, parse_duration
 from gpuplane.model.trace import Trace
 from gpuplane.model.traces import TraceFormat, detect_format, load_trace
 from gpuplane.model.traces.philly import bundled_philly_path
 from gpuplane.sim.metrics import job_records, summarize
 from gpuplane.sim.simulator import SimulationResult, Simulator
+from gpuplane.surfaces.output_guard import check_output_folder, write_marker
 from gpuplane.surfaces.outputs import write_json, write_tree
 
 __all__ = ["RunSpec", "bundled_example", "run_simulation", "simulate_command"]
@@ -93,24 +94,29 @@ def _default_mapping(objects: ObjectSet, trace: Trace, scenario: Scenario) -> Sc
     return scenario.model_copy(update={"spec": spec})
 
 
-def _check_mapping(objects: ObjectSet, trace: Trace, scenario: Scenario, source: str) -> None:
+def _check_mapping(objects: ObjectSet, trace: Trace, scenario: Scenario, source: str | None) -> None:
     mapping = scenario.spec.tenant_mapping
     queues = {lq.key for lq in objects.of(LocalQueue)}
+    where = Location(source=source, field="spec.tenantMapping") if source else Location(field="--scenario")
+    known = f"LocalQueues of the platform: {_first(sorted(queues))}"
     unmapped = sorted(t for t in trace.tenants() if t not in mapping.tenants and mapping.default is None
                       and not any(job.queue for job in trace.jobs if job.tenant == t))
     if unmapped:
-        raise SpecError(
-            problem=f"{len(unmapped)} trace tenant(s) map to no LocalQueue: {', '.join(unmapped[:10])}.",
-            location=Location(source=source, field="spec.tenantMapping"),
-            allowed=f"LocalQueues of the platform: {', '.join(sorted(queues)[:10]) or '(none)'}",
-            hint="Add them under spec.tenantMapping.tenants of the scenario, or set spec.tenantMapping.default.")
+        fix = ("Add them under spec.tenantMapping.tenants of the scenario, or set spec.tenantMapping.default."
+               if source else "Pass --scenario with a spec.tenantMapping for these tenants.")
+        raise SpecError(problem=f"{len(unmapped)} trace tenant(s) map to no LocalQueue: {_first(unmapped)}.",
+                        location=where, allowed=known, hint=fix)
     missing = sorted({q for q in [*mapping.tenants.values(), mapping.default] if q and q not in queues})
     if missing:
         raise SpecError(
-            problem=f"The tenant mapping names LocalQueue(s) the platform does not have: {', '.join(missing)}.",
-            location=Location(source=source, field="spec.tenantMapping"),
-            allowed=f"LocalQueues of the platform: {', '.join(sorted(queues)[:10]) or '(none)'}",
-            hint="Fix the mapping or add the tenants to the platform.")
+            problem=f"The tenant mapping names LocalQueue(s) the platform does not have: {_first(missing)}.",
+            location=where, allowed=known, hint="Fix the mapping or add the tenants to the platform.")
+
+
+def _first(names: list[str], count: int = 10) -> str:
+    """Join names, saying how many were left out."""
+    shown = ", ".join(names[:count]) or "(none)"
+    return shown if len(names) <= count else f"{shown} and {len(names) - count} more"
 
 
 def run_simulation(objects: ObjectSet, trace: Trace, scenario: Scenario, *, console: Console | None,
@@ -163,8 +169,9 @@ def print_report(console: Console, summaries: list[tuple[str, dict[str, Any]]]) 
     rows = [{row["clusterQueue"]: row for row in summary["clusterQueues"]} for _, summary in summaries]
     console.print(_waits_table(rows, labels))
     console.print(_sharing_table(rows, labels))
-    console.print("borrowed: GPU-hours held above nominal quota; preempted: times its jobs were preempted; "
-                  "lost: GPU-hours of work preempted jobs threw away.", style="dim")
+    console.print("GPU-h: GPU-hours the tenant's jobs ask for. Waits of jobs that never started count until the "
+                  "end of the run. borrowed: GPU-hours held above nominal quota; preempted: times its jobs were "
+                  "preempted; lost: GPU-hours of work preempted jobs threw away.", style="dim")
     console.print(_cluster_table(summaries))
 
 
@@ -195,7 +202,7 @@ def _waits_table(rows: list[dict[str, dict[str, Any]]], labels: list[str]) -> Ta
     _per_run_columns(table, ["p50", "p95", "max"], labels)
     for name, first, per_run in _per_tenant(rows):
         table.add_row(
-            name, f"{first['jobs']:,}", _amount(first["gpuHours"]),
+            name, f"{first['jobs']:,}", _amount(first["demandGpuHours"]),
             *_cells(per_run, lambda r: _duration(r["waitSeconds"]["p50"])),
             *_cells(per_run, lambda r: _duration(r["waitSeconds"]["p95"])),
             *_cells(per_run, lambda r: _duration(r["waitSeconds"]["max"])),
@@ -278,62 +285,148 @@ def _load_trace(trace_path: Path | None, trace_format: str | None, scenario: Sce
     return load_trace(path, format=cast(TraceFormat, name), **options)
 
 
-def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_format: str | None,
-                     scenario_path: Path | None, compare: Path | None, out: Path | None, size: str,
-                     cluster: str | None, until: float | None, console: Console, quiet: bool) -> int:
+@dataclass
+class SimulateOptions:
+    """The ``simulate`` command line, as given."""
+
+    platform: Path | None
+    trace_path: Path | None
+    trace_format: str | None
+    scenario_path: Path | None
+    compare: Path | None
+    out: Path | None
+    size: str | None
+    cluster: str | None
+    until: str | None
+    quiet: bool
+
+
+def _option_error(option: str, problem: str, hint: str) -> InputError:
+    return InputError(problem=problem, location=Location(field=option), hint=hint)
+
+
+def _check_options(options: SimulateOptions) -> tuple[list[RunSpec], Path | None, float | None]:
+    """Check the options against each other and the file system before any work starts."""
+    until = None
+    if options.until is not None:
+        try:
+            until = parse_duration(options.until)
+        except ValueError as error:
+            raise _option_error("--until", f"{error}.", "Give seconds or a duration such as 36h or 90m.") from None
+        if until < 0:
+            raise _option_error("--until", f"--until must not be negative, got {options.until}.",
+                                "Give a time after the first submission, such as 3600 or 24h.")
+    if options.platform is None:
+        for given, option in ((options.trace_path, "--trace"), (options.scenario_path, "--scenario"),
+                              (options.compare, "--compare"), (options.cluster, "--cluster")):
+            if given is not None:
+                raise _option_error(option, f"{option} needs a PLATFORM: without one the bundled Philly example "
+                                    "runs with its own trace, scenario and platforms.",
+                                    f"Pass a platform first: gpuplane simulate PLATFORM {option} ...")
+        first, second, bundled_scenario = bundled_example(options.size or "reduced")
+        runs = [first, second]
+        scenario_path: Path | None = bundled_scenario
+    else:
+        if options.size is not None:
+            raise _option_error("--size", "--size applies to the bundled example only.",
+                                "Drop --size, or drop PLATFORM to run the bundled example.")
+        runs = [RunSpec(options.platform.stem, options.platform)]
+        if options.compare is not None:
+            label = options.compare.stem if options.compare.stem != options.platform.stem else "compare"
+            runs.append(RunSpec(label, options.compare))
+        scenario_path = options.scenario_path
+    for path in [*(spec.platform for spec in runs), *[p for p in (scenario_path, options.trace_path) if p]]:
+        if not path.exists():
+            raise InputError(problem="The file does not exist.", location=Location(source=str(path)),
+                             hint="Check the path.")
+    if options.out is not None:
+        inputs = [spec.platform for spec in runs] + [p for p in (scenario_path, options.trace_path) if p]
+        check_output_folder(options.out, inputs=inputs, command="simulate --out")
+    return runs, scenario_path, until
+
+
+def simulate_command(options: SimulateOptions, console: Console) -> int:
     """Run the ``simulate`` command; return the exit code."""
-    if platform is None:
-        first, second, default_scenario = bundled_example(size)
-        runs = [first, second] if compare is None else [first, RunSpec("compare", compare)]
-        scenario_path = scenario_path or default_scenario
+    runs, scenario_path, until = _check_options(options)
+    if options.platform is None:
+        size = options.size or "reduced"
         sizes = {"reduced": "each virtual cluster at one third of its recorded nodes, rounded up, so that queues "
                             "form; pass --size recorded for the recorded size",
                  "recorded": "the recorded virtual-cluster sizes (the trace loads it lightly)"}
         console.print(f"Bundled example: the Microsoft Philly trace (CC BY 4.0) on its virtual clusters as "
                       f"ClusterQueues, {sizes[size]}. The same trace runs isolated and in one cohort.")
-    else:
-        runs = [RunSpec(platform.stem, platform)]
-        if compare is not None:
-            runs.append(RunSpec(compare.stem if compare.stem != platform.stem else "compare", compare))
     scenario = load_scenario(scenario_path) if scenario_path else Scenario()
     if until is not None:
         scenario = scenario.model_copy(update={"spec": scenario.spec.model_copy(update={"until": until})})
-    trace = _load_trace(trace_path, trace_format, scenario)
+    platforms = []
+    for spec in runs:
+        objects = load_platform_objects(spec.platform, cluster=options.cluster)
+        _print_load_warnings(console, objects)
+        platforms.append(objects)
+    trace = _load_trace(options.trace_path, options.trace_format, scenario)
     source = Path(trace.source)
     shown = "the bundled Philly trace" if source == bundled_philly_path() else str(source)
     console.print(f"Trace: {shown}: {len(trace.jobs):,} jobs from {len(trace.tenants())} tenants.")
     for note in trace.notes:
         console.print(f"  {note.replace(str(source), source.name)}")
+    mapped = []
+    for objects in platforms:
+        run_scenario = _default_mapping(objects, trace, scenario)
+        _check_mapping(objects, trace, run_scenario, str(scenario_path) if scenario_path else None)
+        mapped.append(run_scenario)
 
     results = []
-    for spec in runs:
-        objects = load_platform_objects(spec.platform, cluster=cluster)
-        for warning in objects.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
-        run_scenario = _default_mapping(objects, trace, scenario)
-        _check_mapping(objects, trace, run_scenario, str(scenario_path or spec.platform))
-        result, seconds = run_simulation(objects, trace, run_scenario, console=None if quiet else console,
+    for spec, objects, run_scenario in zip(runs, platforms, mapped, strict=True):
+        result, seconds = run_simulation(objects, trace, run_scenario, console=None if options.quiet else console,
                                          label=spec.label)
         summary = summarize(result)
         summary["platform"] = str(spec.platform)
         summary["label"] = spec.label
         summary["wallSeconds"] = seconds
-        console.print(f"{spec.label}: simulated {result.end - result.start:,.0f} s of cluster time in "
-                      f"{seconds:.1f} s ({len(trace.jobs) / seconds:,.0f} jobs/s, {result.cycles:,} cycles).")
+        console.print(f"{spec.label}: simulated {result.end - result.start:,.0f} s of cluster time and "
+                      f"{len(result.runs):,} jobs in {seconds:.1f} s ({len(result.runs) / max(seconds, 1e-9):,.0f} "
+                      f"jobs/s, {result.cycles:,} scheduling cycles).")
         results.append((spec, result, summary))
 
     print_report(console, [(spec.label, summary) for spec, _, summary in results])
     for spec, _, summary in results:
+        print_not_finished(console, spec.label, summary)
         if "devices" in summary:
             print_device_report(console, spec.label, summary["devices"])
-    if out is not None:
-        _write_results(out, results)
-        console.print(f"Wrote per-workload records and summaries to {out}")
+    if options.out is not None:
+        _write_results(options.out, results)
+        console.print(f"Wrote per-workload records and summaries to {options.out}")
     return 0
+
+
+def _print_load_warnings(console: Console, objects: ObjectSet) -> None:
+    for warning in objects.warnings:
+        console.print("warning:", style="yellow", end=" ")
+        console.print(warning, markup=False, highlight=False)
+
+
+def print_not_finished(console: Console, label: str, summary: dict[str, Any]) -> None:
+    """Print why jobs did not finish, grouped by reason, with one example message each."""
+    unfinished = summary["jobs"] - summary["finished"]
+    if unfinished == 0:
+        return
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for job in summary["notFinished"]:
+        groups.setdefault(f"{job['state']}: {job['reason'] or 'no attempt yet'}", []).append(job)
+    table = _table(f"{label}: {unfinished:,} jobs did not finish (the first {len(summary['notFinished'])} "
+                   "by reason, with one example)")
+    table.add_column("state: reason")
+    table.add_column("jobs", justify="right")
+    table.add_column("example")
+    for reason, jobs in sorted(groups.items(), key=lambda item: -len(item[1])):
+        example = jobs[0]
+        table.add_row(reason, f"{len(jobs):,}", f"{example['job']} ({example['tenant']}): {example['message']}")
+    console.print(table)
 
 
 def _write_results(out: Path, results: list[tuple[RunSpec, SimulationResult, dict[str, Any]]]) -> None:
     def fill(folder: Path) -> None:
+        write_marker(folder, "simulate --out")
         labels = [spec.label for spec, _, _ in results]
         single = len(results) == 1
         for spec, result, summary in results:
