@@ -29,6 +29,7 @@ from gpuplane.decisions.quota.engine import (
     KueueConfig,
     KueueEngine,
 )
+from gpuplane.decisions.quota.priority import PriorityClasses, ResolvedPriority, resolve_priority
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, SchedulerConfig
 from gpuplane.decisions.quota.state import ClusterQueue
 from gpuplane.decisions.quota.workload import PodSetRequest, Workload, WorkloadPhase
@@ -185,13 +186,13 @@ class Simulator:
         self.now = 0.0
         self.notes: list[str] = list(trace.notes)
 
-        self.priority_classes = {p.name: p.value for p in objects.of(PriorityClass)}
-        self.global_default = max((p.value for p in objects.of(PriorityClass) if p.global_default), default=0)
+        self.priority_classes = PriorityClasses.from_objects(objects.of(api.WorkloadPriorityClass),
+                                                             objects.of(PriorityClass))
         self.engine = KueueEngine.from_objects(
             flavors=objects.of(api.ResourceFlavor), cluster_queues=objects.of(api.ClusterQueue),
             cohorts=objects.of(api.Cohort), local_queues=objects.of(api.LocalQueue),
             namespaces=objects.of(Namespace), workload_priority_classes=objects.of(api.WorkloadPriorityClass),
-            priority_classes=self.priority_classes, config=kueue_config_from_scenario(scenario))
+            priority_classes=dict(self.priority_classes.pod), config=kueue_config_from_scenario(scenario))
         self.nodes = NodeIndex(
             (_node_state(node) for node in objects.of(Node)),
             strategy=ScoringStrategy(scenario.spec.placement.scoring_strategy),
@@ -333,13 +334,13 @@ class Simulator:
                            "not exist; add it to the tenant mapping or the platform")
             return run
         priority = self._priority(job.priority_class)
-        if priority is None:
+        if priority.blocked:
             run.state = JobState.REJECTED
             run.reason = "PriorityClassNotFound"
             run.message = (f"priority class {job.priority_class!r} is neither a WorkloadPriorityClass "
-                           "nor a PriorityClass")
+                           "nor a PriorityClass; Kueue does not create the Workload")
             return run
-        workload.set_priority(priority)
+        workload.set_priority(priority.value)
         if inadmissible:
             # Kueue's workload controller marks it inadmissible; it never reaches a queue.
             run.state = JobState.REJECTED
@@ -362,13 +363,12 @@ class Simulator:
             shapes.append(cached[1])
         return pod_sets, tuple(shapes)
 
-    def _priority(self, name: str | None) -> int | None:
-        if name is None:
-            return self.global_default
-        state = self.engine.state
-        if name in state.workload_priority_classes:
-            return state.workload_priority_classes[name]
-        return self.priority_classes.get(name)
+    def _priority(self, name: str | None) -> ResolvedPriority:
+        """Resolve a trace job's priority class: a WorkloadPriorityClass of that name stands for the
+        ``kueue.x-k8s.io/priority-class`` label, any other name for the pods' ``priorityClassName``."""
+        if name is not None and name in self.priority_classes.workload:
+            return resolve_priority(self.priority_classes, workload_priority_class=name)
+        return resolve_priority(self.priority_classes, pod_priority_class=name)
 
     # --- Kueue ------------------------------------------------------------------------------
 
