@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from gpuplane.model.errors import InputErrors, Location, SpecError
@@ -23,6 +23,7 @@ from gpuplane.model.manifests import errors_from_validation
 from gpuplane.model.yamlio import load_documents
 
 __all__ = [
+    "AdmissionCheckBehaviour",
     "DeviceClassMapping",
     "KueueConfiguration",
     "KueueResources",
@@ -227,8 +228,57 @@ class Pods(ScenarioModel):
                                                     "evicted pod keeps its node and quota after SIGTERM.")
 
 
+class RetryBackoff(ScenarioModel):
+    """``requeueAfterSeconds`` a check controller sets with Retry: ``base * 2^(n-1)``, capped at ``max``.
+
+    The defaults are those of ProvisioningRequestConfig's ``retryStrategy``.
+    """
+
+    backoff_base_seconds: int = Field(default=60, ge=0)
+    backoff_max_seconds: int = Field(default=1800, ge=0)
+
+    def seconds(self, retry: int) -> float:
+        """Backoff before the ``retry``-th attempt (1 for the first retry)."""
+        exponent = min(max(retry - 1, 0), 62)
+        return float(min(self.backoff_base_seconds * 2**exponent, self.backoff_max_seconds))
+
+
+class AdmissionCheckBehaviour(ScenarioModel):
+    """What the controller of one AdmissionCheck reports for each quota reservation it sees.
+
+    A ProvisioningRequest-like check whose capacity arrives after five minutes
+    is ``{readyAfter: 5m}``.
+    """
+
+    ready_after: float = Field(default=0.0, ge=0, description="Seconds from quota reservation until the check "
+                               "reports its state (a Go duration such as 5m is accepted).")
+    outcome: Literal["Ready", "Retry", "Rejected"] = Field(default="Ready", description="State the check "
+                                                           "reports: Ready admits, Retry releases the quota "
+                                                           "and requeues, Rejected deactivates the workload.")
+    retries: int | None = Field(default=None, ge=0, description="With outcome Retry: report Retry this many "
+                                "times per workload, then Ready. Unset: Retry every time.")
+    retry_backoff: RetryBackoff | None = Field(default=None, description="With Retry, the controller's "
+                                               "requeueAfterSeconds grows as base*2^(n-1). Unset: requeue "
+                                               "at once.")
+
+    @field_validator("ready_after", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float:
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _no_endless_retry_at_one_instant(self) -> AdmissionCheckBehaviour:
+        if self.outcome == "Retry" and self.retries is None and self.ready_after == 0 and self.retry_backoff is None:
+            raise ValueError("outcome Retry with no retries limit, readyAfter 0 and no retryBackoff would retry "
+                             "forever without time passing; set retries, readyAfter or retryBackoff")
+        return self
+
+
 class ScenarioSpec(ScenarioModel):
     trace: TraceSource = Field(default_factory=TraceSource)
+    admission_checks: dict[str, AdmissionCheckBehaviour] = Field(
+        default_factory=dict, description="Behaviour of each AdmissionCheck, by name. A check ClusterQueues "
+        "name that is not listed here reports Ready as soon as quota is reserved.")
     tenant_mapping: TenantMapping = Field(default_factory=TenantMapping)
     kueue: KueueConfiguration = Field(default_factory=KueueConfiguration)
     placement: Placement = Field(default_factory=Placement)

@@ -32,7 +32,7 @@ from gpuplane.decisions.quota.engine import (
 from gpuplane.decisions.quota.priority import PriorityClasses, ResolvedPriority, resolve_priority
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, SchedulerConfig
 from gpuplane.decisions.quota.state import ClusterQueue
-from gpuplane.decisions.quota.workload import PodSetRequest, Workload, WorkloadPhase
+from gpuplane.decisions.quota.workload import CheckState, PodSetRequest, Workload, WorkloadPhase
 from gpuplane.model.errors import SimulationError
 from gpuplane.model.manifests import ObjectSet
 from gpuplane.model.objects import kueue as api
@@ -96,6 +96,9 @@ class JobRun:
     message: str = ""
     borrowed_at_admission: int = 0
     flavors: str = ""
+    check_retries: dict[str, int] = field(default_factory=dict)
+    """Times each admission check reported Retry for this job."""
+    check_requeue_at: float | None = None
 
     @property
     def key(self) -> str:
@@ -420,6 +423,7 @@ class Simulator:
             self._create_pods(run)
         else:
             run.state = JobState.RESERVED
+            self._start_checks(run)
 
     def _create_pods(self, run: JobRun) -> None:
         workload = run.workload
@@ -456,13 +460,74 @@ class Simulator:
             found = self._placement_cache[key] = PlacementRequest.build(dict(requests), labels, tolerations)
         return found
 
-    def _on_check_state(self, payload: tuple[str, int]) -> None:
-        key, generation = payload
+    # --- admission checks -------------------------------------------------------------------
+
+    def _start_checks(self, run: JobRun) -> None:
+        """Ask the controller of every check that applies to the assigned flavors for its state."""
+        workload = run.workload
+        for name in self._checks_of(workload):
+            if workload.admission_checks.get(name) is CheckState.READY:
+                continue
+            behaviour = self.scenario.spec.admission_checks.get(name)
+            delay = behaviour.ready_after if behaviour is not None else 0.0
+            self.events.push(self.now + delay, EventKind.CHECK_STATE, (run.key, run.generation, name))
+
+    def _checks_of(self, workload: Workload) -> list[str]:
+        assert workload.admission is not None
+        queue = self.engine.state.cluster_queues[workload.admission.cluster_queue]
+        return queue.checks_for({flavor for ps in workload.admission.pod_sets for flavor in ps.flavors.values()})
+
+    def _check_outcome(self, run: JobRun, name: str) -> CheckState:
+        behaviour = self.scenario.spec.admission_checks.get(name)
+        if behaviour is None or behaviour.outcome == "Ready":
+            return CheckState.READY
+        if behaviour.outcome == "Rejected":
+            return CheckState.REJECTED
+        if behaviour.retries is not None and run.check_retries.get(name, 0) >= behaviour.retries:
+            return CheckState.READY
+        return CheckState.RETRY
+
+    def _on_check_state(self, payload: tuple[str, int, str]) -> None:
+        key, generation, name = payload
         run = self.runs[key]
         if run.generation != generation or run.state != JobState.RESERVED:
             return
-        run.workload.phase = WorkloadPhase.ADMITTED
-        self._create_pods(run)
+        workload = run.workload
+        state = self._check_outcome(run, name)
+        workload.admission_checks[name] = state
+        if state is CheckState.READY:
+            if all(workload.admission_checks.get(check) is CheckState.READY for check in self._checks_of(workload)):
+                workload.phase = WorkloadPhase.ADMITTED
+                self._create_pods(run)
+            return
+        if state is CheckState.REJECTED:
+            self._account_release(run)
+            self._deactivate(run, "AdmissionCheckRejected", f"Deactivated due to AdmissionCheck {name} in "
+                             "Rejected state")
+            return
+        retries = run.check_retries[name] = run.check_retries.get(name, 0) + 1
+        behaviour = self.scenario.spec.admission_checks[name]
+        backoff = behaviour.retry_backoff.seconds(retries) if behaviour.retry_backoff is not None else 0.0
+        run.check_requeue_at = self.now + backoff
+        run.reason = "AdmissionCheck"
+        run.message = f"Evicted due to AdmissionCheck {name} in Retry state (retry {retries})"
+        self.engine.evict(workload, "AdmissionCheck")
+        self._begin_eviction(run, "AdmissionCheck")
+
+    def _deactivate(self, run: JobRun, reason: str, message: str) -> None:
+        """Set ``spec.active=false``: the quota goes back and the workload is never queued again."""
+        workload = run.workload
+        target = self.engine.release(workload)
+        workload.active = False
+        workload.admission = None
+        workload.usage = {}
+        run.state = JobState.REJECTED
+        run.reason = reason
+        run.message = message
+        run.generation += 1
+        self.finished += 1
+        self._requeue_later(target)
+        self._wake_scheduler()
 
     # --- placement --------------------------------------------------------------------------
 
@@ -580,6 +645,9 @@ class Simulator:
             requeue_at, queue_time = self._pods_ready_backoff(run)
             if requeue_at is None and queue_time is None:
                 return
+        elif why == "AdmissionCheck":
+            # The queue-order timestamp of a workload evicted by an admission check is its eviction time.
+            requeue_at, queue_time = run.check_requeue_at, self.now
         target = self.engine.finish_eviction(run.key, now=self.now, requeue_at=requeue_at, new_queue_time=queue_time)
         if requeue_at is not None and requeue_at > self.now:
             self.events.push(requeue_at, EventKind.BACKOFF_EXPIRED, (run.key, run.generation))
@@ -593,15 +661,9 @@ class Simulator:
         workload.requeue_count += 1
         limit = strategy.backoff_limit_count
         if limit is not None and workload.requeue_count > limit:
-            target = self.engine.release(workload)
-            workload.active = False
-            workload.admission = None
-            run.state = JobState.REJECTED
-            run.reason = "RequeuingLimitExceeded"
-            run.message = (f"evicted {workload.requeue_count - 1} times by waitForPodsReady; backoffLimitCount is "
-                           f"{limit}; last time: {run.message}")
-            self.finished += 1
-            self._requeue_later(target)
+            self._deactivate(run, "RequeuingLimitExceeded",
+                             f"evicted {workload.requeue_count - 1} times by waitForPodsReady; backoffLimitCount "
+                             f"is {limit}; last time: {run.message}")
             return None, None
         # NOTE: Kueue adds a small random jitter to this backoff; gpuplane leaves it out to stay deterministic.
         exponent = min(workload.requeue_count - 1, 62)
