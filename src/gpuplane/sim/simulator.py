@@ -447,6 +447,8 @@ class Simulator:
         self.unplaced[run.key] = run
         self.max_unplaced = max(self.max_unplaced, len(self.unplaced))
         if self.scenario.spec.kueue.wait_for_pods_ready_enabled:
+            # NOTE: recoveryTimeout is read but never fires: a simulated pod, once running, stays ready
+            # until its job ends or is evicted, so a workload never loses PodsReady.
             timeout = self.scenario.spec.kueue.wait_for_pods_ready.timeout
             self.events.push(self.now + timeout, EventKind.PODS_READY_TIMEOUT, (run.key, run.generation))
         self._wake_placement()
