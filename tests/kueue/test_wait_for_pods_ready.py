@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kueue_builders import cluster_queue, flavor, job, local_queue, node, object_set, runs_by_id, scenario, trace
-
 from gpuplane.decisions.quota.scheduler import CycleResult
 from gpuplane.model.manifests import ObjectSet
 from gpuplane.model.scenario import Scenario
 from gpuplane.model.trace import Trace
 from gpuplane.sim.simulator import JobState, SimulationResult, Simulator
+from kueue_builders import cluster_queue, flavor, job, local_queue, node, object_set, runs_by_id, trace
 
 
 class AdmissionLog:
