@@ -68,9 +68,11 @@ def local_queue(key: str, cluster_queue_name: str, **spec: Any) -> dict[str, Any
             "spec": {"clusterQueue": cluster_queue_name, **spec}}
 
 
-def node(name: str, gpus: int = 8, *, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+def node(name: str, gpus: int = 8, *, labels: dict[str, str] | None = None, extra: dict[str, str] | None = None,
+         **spec: Any) -> dict[str, Any]:
+    allocatable = {"cpu": "64", "memory": "512Gi", GPU: str(gpus), "pods": "110", **(extra or {})}
     return {"kind": "Node", "metadata": {"name": name, "labels": labels or {}}, "spec": spec,
-            "status": {"allocatable": {"cpu": "64", "memory": "512Gi", GPU: str(gpus), "pods": "110"}}}
+            "status": {"allocatable": allocatable}}
 
 
 def namespace(name: str, **labels: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Every field has Kueue's or Kubernetes' default, so an empty spec is valid.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic.alias_generators import to_camel
 
 from gpuplane.model.errors import InputErrors, Location, SpecError
 from gpuplane.model.manifests import errors_from_validation
+from gpuplane.model.quantity import ALLOWED_FORMS, QuantityError, parse_quantity
 from gpuplane.model.yamlio import load_documents
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "DeviceClassMapping",
     "KueueConfiguration",
     "KueueResources",
+    "ResourceTransformationConfig",
     "Scenario",
     "ScenarioSpec",
     "load_scenario",
@@ -160,10 +163,49 @@ class DeviceClassMapping(ScenarioModel):
         return [_label_key(name, "DeviceClass name") for name in value]
 
 
+class ResourceTransformationConfig(ScenarioModel):
+    """One entry of ``resources.transformations``: turn a requested resource into quota resources."""
+
+    input: str
+    strategy: Literal["Retain", "Replace"] = Field(default="Retain", description="Retain keeps the input "
+                                                   "resource in the quota requests; Replace drops it.")
+    multiply_by: str | None = Field(default=None, description="Resource whose requested amount multiplies "
+                                    "the input before the outputs are computed.")
+    outputs: dict[str, Decimal] = Field(default_factory=dict, description="Output resources and their "
+                                        "quantities per unit of input (Kubernetes quantities).")
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _quantities(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        try:
+            return {str(name): parse_quantity(raw).number for name, raw in value.items()}
+        except QuantityError as error:
+            raise ValueError(f"{error}; expected {ALLOWED_FORMS}") from None
+
+
 class KueueResources(ScenarioModel):
-    """The ``resources`` block of Kueue's Configuration; only DRA mappings change results here."""
+    """The ``resources`` block of Kueue's Configuration."""
 
     device_class_mappings: list[DeviceClassMapping] = Field(default_factory=list)
+    exclude_resource_prefixes: list[str] = Field(default_factory=list, description="Requested resources whose "
+                                                 "name starts with one of these are not charged to quota.")
+    transformations: list[ResourceTransformationConfig] = Field(default_factory=list)
+    quota_check_strategy: Literal["BlockUndeclared", "IgnoreUndeclared"] = Field(
+        default="BlockUndeclared", description="IgnoreUndeclared admits workloads that request resources their "
+        "ClusterQueue does not cover, without charging them.")
+
+    @model_validator(mode="after")
+    def _kueue_rules(self) -> KueueResources:
+        if self.exclude_resource_prefixes and self.quota_check_strategy == "IgnoreUndeclared":
+            raise ValueError("excludeResourcePrefixes is not allowed when quotaCheckStrategy is IgnoreUndeclared")
+        inputs = [t.input for t in self.transformations]
+        duplicates = sorted({name for name in inputs if inputs.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"transformations list input {', '.join(duplicates)} more than once; "
+                             "give each input resource one transformation")
+        return self
 
     @field_validator("device_class_mappings")
     @classmethod

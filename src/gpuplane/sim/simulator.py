@@ -30,6 +30,7 @@ from gpuplane.decisions.quota.engine import (
     KueueEngine,
 )
 from gpuplane.decisions.quota.priority import PriorityClasses, ResolvedPriority, resolve_priority
+from gpuplane.decisions.quota.requests import RequestPolicy, ResourceTransformation
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, SchedulerConfig
 from gpuplane.decisions.quota.state import ClusterQueue
 from gpuplane.decisions.quota.workload import CheckState, PodSetRequest, Workload, WorkloadPhase
@@ -171,8 +172,20 @@ def kueue_config_from_scenario(scenario: Scenario) -> KueueConfig:
         preserve_scan_progress=gates.get("FlavorFungibilityPreserveScanProgress", True),
         recompute_on_overlap=gates.get("RecomputeAssignmentUponPreemptionTargetsOverlap", True),
         priority_sorting_within_cohort=gates.get("PrioritySortingWithinCohort", True),
+        ignore_undeclared=(kueue.resources.quota_check_strategy == "IgnoreUndeclared"
+                           and gates.get("QuotaCheckStrategy", True)),
     )
     return KueueConfig(fair_sharing=fair, admission_fair_sharing=afs, scheduler=scheduler)
+
+
+def request_policy_from_scenario(scenario: Scenario) -> RequestPolicy:
+    """Kueue's ``resources`` settings that change what a pod set charges to quota."""
+    resources = scenario.spec.kueue.resources
+    transformations = [ResourceTransformation(t.input, dict(t.outputs), t.strategy == "Replace", t.multiply_by)
+                       for t in resources.transformations]
+    return RequestPolicy.build(exclude_prefixes=resources.exclude_resource_prefixes,
+                               transformations=transformations,
+                               ignore_undeclared=resources.quota_check_strategy == "IgnoreUndeclared")
 
 
 class Simulator:
@@ -189,6 +202,7 @@ class Simulator:
         self.now = 0.0
         self.notes: list[str] = list(trace.notes)
 
+        self.request_policy = request_policy_from_scenario(scenario)
         self.priority_classes = PriorityClasses.from_objects(objects.of(api.WorkloadPriorityClass),
                                                              objects.of(PriorityClass))
         self.engine = KueueEngine.from_objects(
@@ -359,8 +373,10 @@ class Simulator:
             key = (ps.name, ps.count, ps.min_count, tuple(sorted(ps.requests.items())))
             cached = self._pod_set_cache.get(key)
             if cached is None:
-                request = PodSetRequest(name=ps.name, count=ps.count, requests=dict(ps.requests),
-                                        min_count=ps.min_count)
+                quota_requests = self.request_policy.quota_requests(ps.requests)
+                request = PodSetRequest(name=ps.name, count=ps.count, requests=quota_requests,
+                                        min_count=ps.min_count,
+                                        pod_requests=None if quota_requests == ps.requests else dict(ps.requests))
                 cached = self._pod_set_cache[key] = (request, request.shape())
             pod_sets.append(cached[0])
             shapes.append(cached[1])
@@ -439,7 +455,8 @@ class Simulator:
                 labels.update(flavor.node_labels)
                 tolerations.extend(flavor.tolerations)
             labels.update(request.node_selector)
-            node_requests = request.requests if self.devices is None else self.devices.node_requests(request.requests)
+            node_requests = (request.node_requests() if self.devices is None
+                             else self.devices.node_requests(request.node_requests()))
             placement = self._placement_request(node_requests, labels, tuple(tolerations))
             requests = placement.requests
             run.pods.extend([PodRun(index, requests, placement) for _ in range(assigned.count)])

@@ -265,8 +265,10 @@ class FlavorAssigner:
     def __init__(self, workload: Workload, queue: ClusterQueue, state: ClusterState, *,
                  oracle: PreemptionOracle, fair_sharing: bool, cycle: int,
                  mismatch_cache: dict[tuple[int, str], str | None] | None = None,
-                 nomination: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 nomination: Mapping[str, Mapping[str, str]] | None = None,
+                 ignore_undeclared: bool = False) -> None:
         self.workload = workload
+        self.ignore_undeclared = ignore_undeclared
         self.nomination = nomination
         self.queue = queue
         self.state = state
@@ -309,7 +311,7 @@ class FlavorAssigner:
         group_flavors: dict[str, FlavorAssignment] = {}
         attempts: dict[str, FlavorAttempt] = {}
         for resource, amount in requests.items():
-            if resource not in self.queue.rg_by_resource and amount == 0:
+            if resource not in self.queue.rg_by_resource and (amount == 0 or self.ignore_undeclared):
                 continue
             if resource in group_flavors:
                 continue
