@@ -100,6 +100,9 @@ class JobRun:
     check_retries: dict[str, int] = field(default_factory=dict)
     """Times each admission check reported Retry for this job."""
     check_requeue_at: float | None = None
+    admitted_phase_since: float | None = None
+    past_execution_seconds: float = 0.0
+    """Seconds spent Admitted before the last eviction (``accumulatedPastExecutionTimeSeconds``)."""
 
     @property
     def key(self) -> str:
@@ -265,6 +268,7 @@ class Simulator:
             EventKind.AFS_SAMPLE: self._on_afs_sample,
             EventKind.SCHEDULE: self._on_schedule,
             EventKind.PLACE: self._on_place,
+            EventKind.EXECUTION_TIME_EXCEEDED: self._on_execution_time_exceeded,
         }
         events = self.events
         stop = math.inf if until is None else start + until
@@ -461,8 +465,13 @@ class Simulator:
             requests = placement.requests
             run.pods.extend([PodRun(index, requests, placement) for _ in range(assigned.count)])
         run.unplaced_since = self.now
+        run.admitted_phase_since = self.now
         self.unplaced[run.key] = run
         self.max_unplaced = max(self.max_unplaced, len(self.unplaced))
+        limit = run.job.maximum_execution_seconds
+        if limit is not None:
+            left = max(0.0, limit - run.past_execution_seconds)
+            self.events.push(self.now + left, EventKind.EXECUTION_TIME_EXCEEDED, (run.key, run.generation))
         if self.scenario.spec.kueue.wait_for_pods_ready_enabled:
             # NOTE: recoveryTimeout is read but never fires: a simulated pod, once running, stays ready
             # until its job ends or is evicted, so a workload never loses PodsReady.
@@ -634,8 +643,20 @@ class Simulator:
         self.preemption_count += 1
         self._begin_eviction(run, f"Preempted:{reason}")
 
+    def _on_execution_time_exceeded(self, payload: tuple[str, int]) -> None:
+        key, generation = payload
+        run = self.runs[key]
+        if run.generation != generation or run.state not in (JobState.ADMITTED, JobState.RUNNING):
+            return
+        self.engine.evict(run.workload, "MaximumExecutionTimeExceeded")
+        self._begin_eviction(run, "MaximumExecutionTimeExceeded")
+
     def _begin_eviction(self, run: JobRun, why: str) -> None:
         """Suspend the job: pending pods go at once, running ones after the grace period."""
+        if run.admitted_phase_since is not None:
+            # Kueue accumulates the time a workload spent Admitted across evictions.
+            run.past_execution_seconds += self.now - run.admitted_phase_since
+            run.admitted_phase_since = None
         run.state = JobState.EVICTING
         if run.key in self.unplaced:
             del self.unplaced[run.key]
@@ -664,6 +685,10 @@ class Simulator:
             requeue_at, queue_time = self._pods_ready_backoff(run)
             if requeue_at is None and queue_time is None:
                 return
+        elif why == "MaximumExecutionTimeExceeded":
+            self._deactivate(run, why, f"The maximum execution time ({run.job.maximum_execution_seconds:g}s) "
+                             "exceeded")
+            return
         elif why == "AdmissionCheck":
             # The queue-order timestamp of a workload evicted by an admission check is its eviction time.
             requeue_at, queue_time = run.check_requeue_at, self.now
