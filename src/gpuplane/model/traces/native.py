@@ -378,7 +378,7 @@ def load_native(path: str | Path, *, gpu_resource: str = "nvidia.com/gpu") -> Tr
     duration = cells.floats("duration", minimum=0, allowed="seconds, 0 or more").to_list()
     pods = _optional_integers(cells, frame, "pods")
     min_pods = _optional_integers(cells, frame, "min_pods")
-    limits = (cells.integers("maximum_execution_time_seconds", minimum=1, allowed="whole seconds, 1 or more",
+    limits: list[int | None] = (cells.integers("maximum_execution_time_seconds", minimum=1, allowed="whole seconds, 1 or more",
                              required=False).to_list()
               if "maximum_execution_time_seconds" in frame.columns else [None] * frame.height)
     cells.raise_first()
@@ -397,13 +397,17 @@ def load_native(path: str | Path, *, gpu_resource: str = "nvidia.com/gpu") -> Tr
         jobs.append(TraceJob(_job_id(table, row, ids[index], seen_ids), submit[index],
                              duration[index], tenant, pod_sets.of_row(index, row),
                              priorities[index], queue, line,
-                             None if limits[index] is None else float(limits[index])))
+                             _seconds_or_none(limits[index])))
     jobs.sort(key=lambda job: job.submit_time)
     notes = [f"Native trace {table.source}: {frame.height:,} rows read, {int(blank.sum()):,} "
              f"blank row(s) skipped, {len(jobs):,} jobs."]
     if start is not None:
         notes.append(f"submit_time 0 is {start}, the earliest submit_timestamp.")
     return Trace(jobs=tuple(jobs), source=table.source, start=start, notes=tuple(notes))
+
+
+def _seconds_or_none(value: int | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _optional_integers(cells: CellValidator, frame: pl.DataFrame, column: str) -> list[int | None]:
