@@ -12,6 +12,7 @@ Every field has Kueue's or Kubernetes' default, so an empty spec is valid.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -316,8 +317,35 @@ class AdmissionCheckBehaviour(ScenarioModel):
         return self
 
 
+class ClusterStateSettings(ScenarioModel):
+    """How a simulation continues the Workloads of a ``kubectl get -o yaml`` dump."""
+
+    remaining_runtime: float = Field(default=3600.0, ge=0, description="Seconds an admitted Workload still "
+                                     "runs after the dump, unless annotated gpuplane.dev/remaining-seconds.")
+    runtime: float = Field(default=3600.0, ge=0, description="Seconds a pending Workload runs once started, "
+                           "unless annotated gpuplane.dev/runtime-seconds.")
+    now: str | None = Field(default=None, description="RFC 3339 time the dump was taken (t=0); by default the "
+                            "latest creation or condition time among the Workloads.")
+
+    @field_validator("remaining_runtime", "runtime", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float:
+        return _duration(value)
+
+    @field_validator("now")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an RFC 3339 time such as 2026-01-02T03:04:05Z") from None
+        return value
+
+
 class ScenarioSpec(ScenarioModel):
     trace: TraceSource = Field(default_factory=TraceSource)
+    cluster_state: ClusterStateSettings = Field(default_factory=ClusterStateSettings)
     admission_checks: dict[str, AdmissionCheckBehaviour] = Field(
         default_factory=dict, description="Behaviour of each AdmissionCheck, by name. A check ClusterQueues "
         "name that is not listed here reports Ready as soon as quota is reserved.")

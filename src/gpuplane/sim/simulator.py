@@ -32,6 +32,7 @@ from gpuplane.decisions.quota.engine import (
 from gpuplane.decisions.quota.priority import PriorityClasses, ResolvedPriority, resolve_priority
 from gpuplane.decisions.quota.requests import RequestPolicy, ResourceTransformation
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, SchedulerConfig
+from gpuplane.decisions.quota.snapshot import ObservedWorkload
 from gpuplane.decisions.quota.state import ClusterQueue
 from gpuplane.decisions.quota.workload import CheckState, PodSetRequest, Workload, WorkloadPhase
 from gpuplane.model.errors import SimulationError
@@ -40,7 +41,8 @@ from gpuplane.model.objects import kueue as api
 from gpuplane.model.objects.core import Namespace, Node, PriorityClass, Toleration
 from gpuplane.model.quantity import resource_amount
 from gpuplane.model.scenario import Scenario
-from gpuplane.model.trace import Trace, TraceJob
+from gpuplane.model.trace import Trace, TraceJob, TracePodSet
+from gpuplane.sim.cluster_state import observe_workloads
 from gpuplane.sim.devices import DeviceReport, DeviceSimulation
 from gpuplane.sim.events import EventKind, EventQueue
 
@@ -242,6 +244,9 @@ class Simulator:
         self._pod_set_cache: dict[object, tuple[PodSetRequest, object]] = {}
         self._block_admission = (scenario.spec.kueue.wait_for_pods_ready_enabled
                                  and scenario.spec.kueue.wait_for_pods_ready.block_admission)
+        self.initial = observe_workloads(objects, scenario, self.engine.state, classes=self.priority_classes,
+                                         policy=self.request_policy)
+        self.notes.extend(self.initial.notes)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -254,10 +259,13 @@ class Simulator:
             self.events.push(afs.usage_sampling_interval_seconds, EventKind.AFS_SAMPLE)
         until = self.scenario.spec.until
         start = self.trace.jobs[0].submit_time if self.trace.jobs else 0.0
+        if self.initial.workloads:
+            start = min(start, 0.0)
         self.now = start
         self._last_integral = start
         for account in self.queues.values():
             account.last = start
+        self._adopt_initial_state()
         handlers: dict[int, Callable[[Any], None]] = {
             EventKind.POD_TERMINATED: self._on_pods_terminated,
             EventKind.CHECK_STATE: self._on_check_state,
@@ -310,6 +318,65 @@ class Simulator:
             return
         self._requeue_pending.add(target)
         self.events.push(self.now + self.engine.config.requeue_batch_seconds, EventKind.REQUEUE_INADMISSIBLE, target)
+
+    # --- the cluster state at t=0 --------------------------------------------------------------
+
+    def _adopt_initial_state(self) -> None:
+        """Charge the dump's admitted workloads and queue its pending ones, oldest first.
+
+        Without pod objects gpuplane does not know where running pods are: the
+        pods of an admitted workload are placed by the normal placement pass at
+        t=0, before any new workload is admitted.
+        """
+        for observed in self.initial.workloads:
+            run = self._initial_run(observed)
+            self.runs[run.key] = run
+            if run.state == JobState.REJECTED:
+                self.finished += 1
+                continue
+            workload = run.workload
+            if workload.admission is None:
+                self.engine.submit(workload, now=self.now)
+                continue
+            self.engine.add_admitted(workload)
+            self._reserved(run)
+            run.flavors = ",".join(sorted({flavor for ps in workload.admission.pod_sets
+                                           for flavor in ps.flavors.values()}))
+            self._after_reservation(run)
+            self._drain_if_stopped(run)
+        self._wake_scheduler()
+
+    def _initial_run(self, observed: ObservedWorkload) -> JobRun:
+        workload = observed.workload
+        namespace, name = workload.key.split("/", 1)
+        pod_sets = tuple(TracePodSet(ps.name, ps.count, requests, ps.min_count)
+                         for ps, requests in zip(workload.pod_sets, observed.pod_requests, strict=True))
+        job = TraceJob(id=name, submit_time=workload.created, duration=observed.runtime, tenant=namespace,
+                       pod_sets=pod_sets, queue=workload.local_queue or None)
+        self.tenants.setdefault(namespace, workload.local_queue)
+        run = JobRun(job=job, workload=workload, local_queue=workload.local_queue,
+                     accounting=job.gpu_count(self.resource), remaining=observed.runtime)
+        if not workload.cluster_queue:
+            run.state = JobState.REJECTED
+            run.reason = "LocalQueueNotFound"
+            run.message = (f"Workload {workload.key} names LocalQueue {workload.local_queue or '(none)'}, which "
+                           "the input does not have")
+        return run
+
+    def _drain_if_stopped(self, run: JobRun) -> None:
+        """stopPolicy HoldAndDrain on its ClusterQueue or LocalQueue evicts an Admitted workload."""
+        workload = run.workload
+        queue = self.engine.state.cluster_queues[workload.cluster_queue]
+        local = self.engine.state.local_queues.get(workload.local_queue)
+        reason = ("ClusterQueueStopped" if queue.stop_policy == "HoldAndDrain"
+                  else "LocalQueueStopped" if local is not None and local.stop_policy == "HoldAndDrain" else None)
+        if reason is None or workload.phase is not WorkloadPhase.ADMITTED:
+            return
+        run.reason = reason
+        run.message = ("The ClusterQueue is stopped" if reason == "ClusterQueueStopped"
+                       else "The LocalQueue is stopped")
+        self.engine.evict(workload, reason)
+        self._begin_eviction(run, reason)
 
     # --- submission -------------------------------------------------------------------------
 
@@ -426,6 +493,19 @@ class Simulator:
 
     def _on_reserved(self, run: JobRun, entry: Entry) -> None:
         """Quota is reserved; once admission checks are Ready the job's pods are created."""
+        self._reserved(run)
+        if entry.assignment is not None:
+            run.flavors = ",".join(sorted({fa.name for ps in entry.assignment.pod_sets for fa in ps.flavors.values()}))
+        self._after_reservation(run)
+
+    def _after_reservation(self, run: JobRun) -> None:
+        if run.workload.phase is WorkloadPhase.ADMITTED:
+            self._create_pods(run)
+        else:
+            run.state = JobState.RESERVED
+            self._start_checks(run)
+
+    def _reserved(self, run: JobRun) -> None:
         workload = run.workload
         run.generation += 1
         run.admissions += 1
@@ -437,13 +517,6 @@ class Simulator:
         account.used += _accounting_usage(workload, self.resource)
         account.max_borrowed = max(account.max_borrowed, account.used - account.nominal)
         run.borrowed_at_admission = max(0, account.used - account.nominal)
-        if entry.assignment is not None:
-            run.flavors = ",".join(sorted({fa.name for ps in entry.assignment.pod_sets for fa in ps.flavors.values()}))
-        if workload.phase is WorkloadPhase.ADMITTED:
-            self._create_pods(run)
-        else:
-            run.state = JobState.RESERVED
-            self._start_checks(run)
 
     def _create_pods(self, run: JobRun) -> None:
         workload = run.workload

@@ -22,7 +22,7 @@ from rich.table import Table
 from gpuplane.decisions.quota.scheduler import CycleResult
 from gpuplane.model.errors import Location, SpecError, TraceError
 from gpuplane.model.manifests import ObjectSet
-from gpuplane.model.objects.kueue import LocalQueue
+from gpuplane.model.objects.kueue import LocalQueue, Workload
 from gpuplane.model.platform.load import load_platform_objects
 from gpuplane.model.scenario import Scenario, load_scenario
 from gpuplane.model.trace import Trace
@@ -231,6 +231,14 @@ def _load_trace(trace_path: Path | None, trace_format: str | None, scenario: Sce
     return load_trace(path, format=cast(TraceFormat, name), **options)
 
 
+def _cluster_state_only(platform: Path | None, trace_path: Path | None, scenario: Scenario,
+                        cluster: str | None) -> bool:
+    """Tell whether to run a cluster dump's Workloads alone: no trace was named and the input has Workloads."""
+    if platform is None or trace_path is not None or scenario.spec.trace.path:
+        return False
+    return bool(load_platform_objects(platform, cluster=cluster).of(Workload))
+
+
 def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_format: str | None,
                      scenario_path: Path | None, compare: Path | None, out: Path | None, size: str,
                      cluster: str | None, until: float | None, console: Console, quiet: bool) -> int:
@@ -251,7 +259,10 @@ def simulate_command(*, platform: Path | None, trace_path: Path | None, trace_fo
     scenario = load_scenario(scenario_path) if scenario_path else Scenario()
     if until is not None:
         scenario = scenario.model_copy(update={"spec": scenario.spec.model_copy(update={"until": until})})
-    trace = _load_trace(trace_path, trace_format, scenario)
+    if _cluster_state_only(platform, trace_path, scenario, cluster):
+        trace = Trace(jobs=(), source="no trace (the Workloads of the cluster state only)")
+    else:
+        trace = _load_trace(trace_path, trace_format, scenario)
     console.print(f"Trace: {trace.source}: {len(trace.jobs):,} jobs from {len(trace.tenants())} tenants.")
     for note in trace.notes:
         console.print(f"  {note}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpuplane.decisions.quota.afs import AfsLedger, by_resource
-from gpuplane.decisions.quota.flavors import Assignment
+from gpuplane.decisions.quota.flavors import Assignment, QuotaReason
 from gpuplane.decisions.quota.preemption import Preemptor, Target
 from gpuplane.decisions.quota.queues import ClusterQueueQueue, QueueLocation, QueueManager
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, Scheduler, SchedulerConfig
@@ -149,6 +149,8 @@ class KueueEngine:
                                    ordering=ordering)
         self.workloads: dict[str, Workload] = {}
         self.last_entry: dict[str, Entry] = {}
+        self.held: dict[str, str] = {}
+        """Workloads kept out of their queue, with the QuotaReserved message Kueue gives them."""
 
     @classmethod
     def from_objects(
@@ -172,10 +174,18 @@ class KueueEngine:
     # --- workload transitions -----------------------------------------------------------------
 
     def submit(self, workload: Workload, *, now: float) -> None:
-        """A new (or evicted and released) workload enters its ClusterQueue's queue."""
+        """A new (or evicted and released) workload enters its ClusterQueue's queue.
+
+        A workload of a stopped LocalQueue (``stopPolicy`` Hold or HoldAndDrain)
+        stays out of the queue: Kueue marks it inadmissible.
+        """
         self.workloads[workload.key] = workload
         queue = self.queues.queues.get(workload.cluster_queue)
         if queue is None:
+            return
+        local = self.state.local_queues.get(workload.local_queue)
+        if local is not None and local.stop_policy != "None":
+            self.held[workload.key] = f"LocalQueue {workload.local_queue} is stopped"
             return
         expired = workload.requeue_at is None or workload.requeue_at <= now
         queue.push(workload, backoff_expired=expired)
@@ -330,6 +340,14 @@ class KueueEngine:
         """Where a pending workload waits and the reason of its last attempt."""
         queue = self.queues.queues.get(workload.cluster_queue)
         location = (queue.location(workload) if queue is not None else None) or QueueLocation.INADMISSIBLE
+        held = self.held.get(workload.key)
+        if held is not None:
+            return PendingStatus(QueueLocation.INADMISSIBLE, QuotaReason.SUSPENDED, held, {})
+        cluster_queue = self.state.cluster_queues.get(workload.cluster_queue)
+        if cluster_queue is not None and not cluster_queue.active:
+            message = (f"ClusterQueue {cluster_queue.name} is stopped" if cluster_queue.inactive_reason is None
+                       else f"ClusterQueue {cluster_queue.name} is inactive: {cluster_queue.inactive_reason}")
+            return PendingStatus(location, QuotaReason.SUSPENDED, message, {})
         entry = self.last_entry.get(workload.key)
         if entry is None:
             return PendingStatus(location, "", "", {})

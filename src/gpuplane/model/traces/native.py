@@ -378,9 +378,10 @@ def load_native(path: str | Path, *, gpu_resource: str = "nvidia.com/gpu") -> Tr
     duration = cells.floats("duration", minimum=0, allowed="seconds, 0 or more").to_list()
     pods = _optional_integers(cells, frame, "pods")
     min_pods = _optional_integers(cells, frame, "min_pods")
-    limits: list[int | None] = (cells.integers("maximum_execution_time_seconds", minimum=1, allowed="whole seconds, 1 or more",
-                             required=False).to_list()
-              if "maximum_execution_time_seconds" in frame.columns else [None] * frame.height)
+    limits: list[int | None] = [None] * frame.height
+    if "maximum_execution_time_seconds" in frame.columns:
+        limits = cells.integers("maximum_execution_time_seconds", minimum=1, allowed="whole seconds, 1 or more",
+                                required=False).to_list()
     cells.raise_first()
 
     parser = _RowParser(table, resources)
