@@ -555,7 +555,9 @@ class Simulator:
     def _placement_request(self, requests: Mapping[str, int], labels: dict[str, str],
                            tolerations: tuple[Toleration, ...]) -> PlacementRequest:
         """Pods of the same shape on the same flavor share one request object."""
-        key = (tuple(sorted(requests.items())), tuple(sorted(labels.items())), tolerations)
+        # Pydantic models do not hash, so tolerations enter the key as their JSON.
+        key = (tuple(sorted(requests.items())), tuple(sorted(labels.items())),
+               tuple(t.model_dump_json() for t in tolerations))
         found = self._placement_cache.get(key)
         if found is None:
             found = self._placement_cache[key] = PlacementRequest.build(dict(requests), labels, tolerations)
