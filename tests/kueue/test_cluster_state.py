@@ -82,7 +82,8 @@ def test_v1beta1_documents_with_checks_and_drain() -> None:
     asr = runs["speech/asr-d4e5f"]
     # LocalQueue speech/main has stopPolicy HoldAndDrain: the admitted workload is evicted and held.
     assert asr.state == JobState.PENDING
-    assert asr.reason == "LocalQueueStopped"
+    assert asr.reason == "Suspended"
+    assert asr.message == "LocalQueue speech/main is stopped"
     assert asr.first_started is None
     assert asr.workload.priority == 100
 

@@ -83,7 +83,9 @@ def test_cluster_queue_hold_and_drain_evicts_admitted() -> None:
                                              trace()).runs}
     for key in ("a/wa", "b/wb"):
         assert runs[key].state == JobState.PENDING
-        assert runs[key].reason == "ClusterQueueStopped"
+        assert runs[key].reason == "Suspended"
+        assert runs[key].message == "ClusterQueue cq is stopped"
+        assert runs[key].admissions == 1
         assert runs[key].first_started is None
 
 
@@ -91,7 +93,8 @@ def test_local_queue_hold_and_drain_evicts_its_own() -> None:
     runs = {run.key: run for run in simulate(with_admitted(two_teams(lq_spec={"stopPolicy": "HoldAndDrain"})),
                                              trace()).runs}
     assert runs["a/wa"].state == JobState.PENDING
-    assert runs["a/wa"].reason == "LocalQueueStopped"
+    assert runs["a/wa"].message == "LocalQueue a/lq is stopped"
+    assert runs["a/wa"].first_started is None
     assert runs["b/wb"].state == JobState.FINISHED
 
 

@@ -99,6 +99,8 @@ class JobRun:
     message: str = ""
     borrowed_at_admission: int = 0
     flavors: str = ""
+    flavor_reasons: dict[str, str] = field(default_factory=dict)
+    """For a job still pending at the end: why each flavor of its last attempt was not taken."""
     check_retries: dict[str, int] = field(default_factory=dict)
     """Times each admission check reported Retry for this job."""
     check_requeue_at: float | None = None
@@ -826,10 +828,13 @@ class Simulator:
 
     def _result(self, start: float) -> SimulationResult:
         for run in self.runs.values():
-            if run.state in (JobState.PENDING, JobState.RESERVED) and not run.reason:
+            if run.state == JobState.PENDING:
+                # The last scheduling attempt explains a pending workload better than an earlier eviction.
                 status = self.engine.pending_status(run.workload)
-                run.reason = status.reason or "Pending"
-                run.message = status.message
+                if status.reason or not run.reason:
+                    run.reason = status.reason or "Pending"
+                    run.message = status.explanation()
+                    run.flavor_reasons = dict(status.flavors)
             if run.unplaced_since is not None:
                 run.unplaced_seconds += self.now - run.unplaced_since
                 run.unplaced_since = None

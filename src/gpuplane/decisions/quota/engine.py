@@ -115,6 +115,14 @@ class PendingStatus:
     reason: str
     message: str
     chosen_flavors: dict[str, str]
+    flavors: dict[str, str] = field(default_factory=dict)
+    """Why each flavor tried in the last attempt was not taken (``pod set/flavor`` keys with several pod sets)."""
+
+    def explanation(self) -> str:
+        """The reasons per flavor in one line, or the QuotaReserved message when no flavor was tried."""
+        if not self.flavors:
+            return self.message
+        return "; ".join(f"flavor {name}: {note}" for name, note in self.flavors.items())
 
 
 class KueueEngine:
@@ -356,10 +364,26 @@ class KueueEngine:
             for ps in entry.assignment.pod_sets:
                 chosen.update({res: fa.name for res, fa in ps.flavors.items()})
         reason = entry.quota_reason
-        return PendingStatus(location, reason, entry.message, chosen)
+        return PendingStatus(location, reason, entry.message, chosen, _flavor_notes(entry))
 
     def set_local_queue_usage(self, key: str, usage: Mapping[str, int], *, now: float = 0.0) -> None:
         """Seed a LocalQueue's consumed usage (admission fair sharing), amounts in Kueue's integers."""
         if self.afs is not None:
             self.afs.set_consumed(key, {res: (amount / 1000.0 if res == "cpu" else float(amount))
                                         for res, amount in usage.items()}, now)
+
+
+def _flavor_notes(entry: Entry) -> dict[str, str]:
+    """Collect the per-flavor reasons of the pod sets that did not fit in ``entry``'s last attempt."""
+    notes: dict[str, str] = {}
+    if entry.assignment is None:
+        return notes
+    several = len(entry.assignment.pod_sets) > 1
+    for pod_set in entry.assignment.pod_sets:
+        if pod_set.is_fit():
+            continue
+        for attempt in pod_set.attempts:
+            if attempt.notes:
+                key = f"{pod_set.name}/{attempt.flavor}" if several else attempt.flavor
+                notes[key] = " and ".join(attempt.notes)
+    return notes
