@@ -89,8 +89,9 @@ def job_records(result: SimulationResult) -> pl.DataFrame:
         rows["nodes"].append(",".join(record.nodes) if record else "")
         rows["devices"].append(",".join(str(device) for device in record.devices) if record else "")
         rows["device_models"].append(",".join(_models(record.devices, devices.models)) if record and devices else "")
-    schema = {"first_admitted": pl.Float64, "first_started": pl.Float64, "finished": pl.Float64,
-              "wait_seconds": pl.Float64, "flavor_reasons": pl.List(pl.String)}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        "first_admitted": pl.Float64, "first_started": pl.Float64, "finished": pl.Float64,
+        "wait_seconds": pl.Float64, "flavor_reasons": pl.List(pl.String)}
     return pl.DataFrame(rows, schema_overrides=schema)
 
 
