@@ -49,6 +49,7 @@ from gpuplane.sim.events import EventKind, EventQueue
 __all__ = ["JobRun", "JobState", "Reporter", "SimulationResult", "Simulator", "kueue_config_from_scenario"]
 
 _MAX_CYCLES_PER_INSTANT = 1_000_000
+_TIMERS = frozenset({EventKind.PODS_READY_TIMEOUT, EventKind.EXECUTION_TIME_EXCEEDED})
 
 
 class JobState:
@@ -286,6 +287,9 @@ class Simulator:
             time, kind, payload = events.pop_raw()
             if time > stop:
                 break
+            if kind in _TIMERS and self._stale_timer(kind, payload):
+                # A timer of a workload that has moved on must not advance the clock (and the end of the run).
+                continue
             if time < self.now:
                 raise SimulationError(f"event {EventKind(kind).name} at {time} is before the clock ({self.now})")
             if time != self.now or time != self._last_integral:
@@ -295,6 +299,14 @@ class Simulator:
                 self._check_invariants()
         self._advance(self.now)
         return self._result(start)
+
+    def _stale_timer(self, kind: int, payload: tuple[str, int]) -> bool:
+        run = self.runs[payload[0]]
+        if run.generation != payload[1]:
+            return True
+        if kind == EventKind.PODS_READY_TIMEOUT:
+            return run.state != JobState.ADMITTED
+        return run.state not in (JobState.ADMITTED, JobState.RUNNING)
 
     def _advance(self, now: float) -> None:
         elapsed = now - self._last_integral
