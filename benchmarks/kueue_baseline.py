@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kueue_scenarios import BASELINE_CLASSES, Shape, report  # noqa: E402
+from kueue_scenarios import BASELINE_CLASSES, Shape, report
 
 
 def main() -> None:

@@ -94,9 +94,9 @@ def trace(shape: Shape) -> Trace:
             for workload_class in shape.classes:
                 for number in range(workload_class.count):
                     jobs.append(TraceJob(
-                        id=f"{queue.split('/')[0]}-{workload_class.name}-{number}",
+                        id=f"{queue.split('/', maxsplit=1)[0]}-{workload_class.name}-{number}",
                         submit_time=number * workload_class.interval_seconds,
-                        duration=workload_class.runtime_seconds, tenant=queue.split("/")[0],
+                        duration=workload_class.runtime_seconds, tenant=queue.split("/", maxsplit=1)[0],
                         pod_sets=pod_sets[workload_class.name], priority_class=workload_class.priority_class,
                         queue=queue))
     jobs.sort(key=lambda job: (job.submit_time, job.id))
