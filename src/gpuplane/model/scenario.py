@@ -287,7 +287,7 @@ class RetryBackoff(ScenarioModel):
 
 
 class AdmissionCheckBehaviour(ScenarioModel):
-    """What the controller of one AdmissionCheck reports for each quota reservation it sees.
+    """The state the controller of one AdmissionCheck reports after each quota reservation.
 
     A ProvisioningRequest-like check whose capacity arrives after five minutes
     is ``{readyAfter: 5m}``.
@@ -318,7 +318,7 @@ class AdmissionCheckBehaviour(ScenarioModel):
 
 
 class ClusterStateSettings(ScenarioModel):
-    """How a simulation continues the Workloads of a ``kubectl get -o yaml`` dump."""
+    """Runtimes and start time for the Workloads of a ``kubectl get -o yaml`` dump."""
 
     remaining_runtime: float = Field(default=3600.0, ge=0, description="Seconds an admitted Workload still "
                                      "runs after the dump, unless annotated gpuplane.dev/remaining-seconds.")

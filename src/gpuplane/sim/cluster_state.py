@@ -1,7 +1,7 @@
 """The state of a real cluster as the start of a simulation.
 
 ``kubectl get workloads -A -o yaml`` (with the queues, flavors and nodes)
-tells which workloads hold quota and which wait. :func:`observe_workloads`
+shows which workloads hold quota and which wait. :func:`observe_workloads`
 converts every Workload object of the input and checks that what the dump
 says fits the platform: an admitted workload must name an existing
 ClusterQueue and flavors that ClusterQueue has. Finished and deactivated

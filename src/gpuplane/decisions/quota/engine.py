@@ -116,10 +116,10 @@ class PendingStatus:
     message: str
     chosen_flavors: dict[str, str]
     flavors: dict[str, str] = field(default_factory=dict)
-    """Why each flavor tried in the last attempt was not taken (``pod set/flavor`` keys with several pod sets)."""
+    """Reason per flavor of the last attempt that was not taken (``pod set/flavor`` keys for several pod sets)."""
 
     def explanation(self) -> str:
-        """The reasons per flavor in one line, or the QuotaReserved message when no flavor was tried."""
+        """Return the reasons per flavor in one line, or the QuotaReserved message when no flavor was tried."""
         if not self.flavors:
             return self.message
         return "; ".join(f"flavor {name}: {note}" for name, note in self.flavors.items())
@@ -158,7 +158,7 @@ class KueueEngine:
         self.workloads: dict[str, Workload] = {}
         self.last_entry: dict[str, Entry] = {}
         self.held: dict[str, str] = {}
-        """Workloads kept out of their queue, with the QuotaReserved message Kueue gives them."""
+        """Workloads kept out of their queue, with the QuotaReserved message Kueue sets on them."""
 
     @classmethod
     def from_objects(
@@ -182,7 +182,7 @@ class KueueEngine:
     # --- workload transitions -----------------------------------------------------------------
 
     def submit(self, workload: Workload, *, now: float) -> None:
-        """A new (or evicted and released) workload enters its ClusterQueue's queue.
+        """Queue a new (or evicted and released) workload in its ClusterQueue.
 
         A workload of a stopped LocalQueue (``stopPolicy`` Hold or HoldAndDrain)
         stays out of the queue: Kueue marks it inadmissible.

@@ -1,4 +1,4 @@
-"""What a pod set charges to quota: Kueue's ``resources`` configuration applied to pod requests.
+"""Quota requests of a pod set: Kueue's ``resources`` configuration applied to pod requests.
 
 Kueue computes a pod set's quota requests from each pod's requests
 (``pkg/workload/workload.go``, ``totalRequestsFromPodSets``):

@@ -1,6 +1,6 @@
 """Workload objects of a running cluster turned into the engine's workloads.
 
-A ``kubectl get workloads -A -o yaml`` dump says which workloads hold quota
+A ``kubectl get workloads -A -o yaml`` dump shows which workloads hold quota
 (``status.admission`` with ``QuotaReserved=True``), which are also
 ``Admitted`` (every admission check Ready), and which still wait. This
 module converts each object into a :class:`Workload` with its pod sets,
@@ -50,15 +50,15 @@ RUNTIME_SECONDS_ANNOTATION = "gpuplane.dev/runtime-seconds"
 
 @dataclass(slots=True)
 class ObservedWorkload:
-    """One Workload of the dump: the engine's workload and what the dump says about its state."""
+    """One Workload of the dump: the engine's workload and the state the dump records for it."""
 
     workload: Workload
     pod_requests: tuple[dict[str, int], ...]
-    """What each pod of each pod set asks its node for."""
+    """Requests each pod of each pod set makes of its node."""
     runtime: float
     """Seconds still to run (admitted) or to run once started (pending)."""
     skipped: str | None = None
-    """Why the workload takes no part in the simulation (finished, deactivated), or None."""
+    """Reason the workload takes no part in the simulation (finished, deactivated), or None."""
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -70,7 +70,7 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def latest_timestamp(objects: list[api.Workload]) -> datetime | None:
-    """The latest creation or condition time among ``objects``: when the dump was taken, at the earliest."""
+    """Return the latest creation or condition time among ``objects``, the earliest the dump can have been taken."""
     found: list[datetime] = []
     for obj in objects:
         for text in (obj.metadata.creation_timestamp,
@@ -211,8 +211,8 @@ def _set_requeue_state(workload: Workload, obj: api.Workload, reference: datetim
         workload.requeue_count = state.count or 0
         workload.requeue_at = _seconds(state.requeue_at, reference, location, "status.requeueState.requeueAt")
     evicted = obj.status.condition("Evicted")
-    # NOTE: gpuplane applies Kueue's default requeuingStrategy (timestamp: Eviction) to evictions in the
-    # dump; an eviction by PodsReadyTimeout or an admission check orders the workload by its eviction time.
+    # NOTE: evictions in the dump are read with Kueue's default requeuingStrategy (timestamp: Eviction).
+    # So an eviction by PodsReadyTimeout or an admission check orders the workload by its eviction time.
     if evicted is not None and evicted.status == "True" and evicted.reason in ("PodsReadyTimeout", "AdmissionCheck"):
         when = _seconds(evicted.last_transition_time, reference, location,
                         "status.conditions[Evicted].lastTransitionTime")
