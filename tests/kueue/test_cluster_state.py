@@ -141,3 +141,21 @@ def test_cli_malformed_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "Traceback" not in output
     assert f"{path}:" in output
     assert "spec.podSets[0].count" in output or "spec.podSets.0.count" in output
+
+
+def test_reclaimable_pods_lower_the_charge(tmp_path: Path) -> None:
+    text = LIST_DUMP.read_text(encoding="utf-8").replace(
+        "  status:\n    admission:\n      clusterQueue: team-a\n",
+        "  status:\n    reclaimablePods:\n    - name: main\n      count: 1\n    admission:\n      clusterQueue: team-a\n")
+    path = tmp_path / "dump.yaml"
+    path.write_text(text, encoding="utf-8")
+    runs = by_key(run_dump(path))
+    train = runs["team-a/job-train-1-3c2a1"]
+    assert train.workload.admission is not None
+    assert train.workload.admission.pod_sets[0].count == 1
+    assert train.workload.usage == {("a100", "nvidia.com/gpu"): 4}
+    # team-a now uses 4 of its 8 and may borrow 4 more: job-big-3 (8 GPUs) gets quota at once, but
+    # both nodes hold 4 GPUs of running pods, so its pod waits for job-train-1 to end.
+    big = runs["team-a/job-big-3-5e6d1"]
+    assert big.first_admitted == 0
+    assert big.first_started == 600

@@ -177,6 +177,7 @@ def _set_admission(workload: Workload, obj: api.Workload, reference: datetime, l
     admission = obj.status.admission
     assert admission is not None
     by_name = {assignment.name: assignment for assignment in admission.pod_set_assignments}
+    reclaimable = {item.name: item.count for item in obj.status.reclaimable_pods}
     assigned: list[PodSetAdmission] = []
     for index, pod_set in enumerate(workload.pod_sets):
         found = by_name.get(pod_set.name)
@@ -192,7 +193,9 @@ def _set_admission(workload: Workload, obj: api.Workload, reference: datetime, l
                 problem=f"Invalid Workload: pod set {pod_set.name!r} is admitted with {count} pods but has "
                         f"{pod_set.count}.", location=_at(location, f"status.admission.podSetAssignments[{index}]"
                                                            ".count"), value=count)
-        assigned.append(PodSetAdmission(pod_set.name, count, dict(found.flavors)))
+        # Pods listed in status.reclaimablePods finished for good: Kueue charges only the rest.
+        remaining = pod_set.count - min(reclaimable.get(pod_set.name, 0), pod_set.count)
+        assigned.append(PodSetAdmission(pod_set.name, min(count, remaining), dict(found.flavors)))
     workload.cluster_queue = admission.cluster_queue
     workload.admission = Admission(admission.cluster_queue, assigned)
     reserved = obj.status.condition("QuotaReserved")
