@@ -146,7 +146,8 @@ def test_cli_malformed_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_reclaimable_pods_lower_the_charge(tmp_path: Path) -> None:
     text = LIST_DUMP.read_text(encoding="utf-8").replace(
         "  status:\n    admission:\n      clusterQueue: team-a\n",
-        "  status:\n    reclaimablePods:\n    - name: main\n      count: 1\n    admission:\n      clusterQueue: team-a\n")
+        "  status:\n    reclaimablePods:\n    - name: main\n      count: 1\n"
+        "    admission:\n      clusterQueue: team-a\n")
     path = tmp_path / "dump.yaml"
     path.write_text(text, encoding="utf-8")
     runs = by_key(run_dump(path))
