@@ -13,20 +13,25 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from gpuplane.model.errors import InputErrors, Location, SpecError
 from gpuplane.model.manifests import errors_from_validation
+from gpuplane.model.quantity import ALLOWED_FORMS, QuantityError, parse_quantity
 from gpuplane.model.yamlio import load_documents
 
 __all__ = [
+    "AdmissionCheckBehaviour",
     "DeviceClassMapping",
     "KueueConfiguration",
     "KueueResources",
+    "ResourceTransformationConfig",
     "Scenario",
     "ScenarioSpec",
     "load_scenario",
@@ -202,10 +207,49 @@ class DeviceClassMapping(ScenarioModel):
         return [_label_key(name, "DeviceClass name") for name in value]
 
 
+class ResourceTransformationConfig(ScenarioModel):
+    """One entry of ``resources.transformations``: turn a requested resource into quota resources."""
+
+    input: str
+    strategy: Literal["Retain", "Replace"] = Field(default="Retain", description="Retain keeps the input "
+                                                   "resource in the quota requests; Replace drops it.")
+    multiply_by: str | None = Field(default=None, description="Resource whose requested amount multiplies "
+                                    "the input before the outputs are computed.")
+    outputs: dict[str, Decimal] = Field(default_factory=dict, description="Output resources and their "
+                                        "quantities per unit of input (Kubernetes quantities).")
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _quantities(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        try:
+            return {str(name): parse_quantity(raw).number for name, raw in value.items()}
+        except QuantityError as error:
+            raise ValueError(f"{error}; expected {ALLOWED_FORMS}") from None
+
+
 class KueueResources(ScenarioModel):
-    """The ``resources`` block of Kueue's Configuration; only DRA mappings change results here."""
+    """The ``resources`` block of Kueue's Configuration."""
 
     device_class_mappings: list[DeviceClassMapping] = Field(default_factory=list)
+    exclude_resource_prefixes: list[str] = Field(default_factory=list, description="Requested resources whose "
+                                                 "name starts with one of these are not charged to quota.")
+    transformations: list[ResourceTransformationConfig] = Field(default_factory=list)
+    quota_check_strategy: Literal["BlockUndeclared", "IgnoreUndeclared"] = Field(
+        default="BlockUndeclared", description="IgnoreUndeclared admits workloads that request resources their "
+        "ClusterQueue does not cover, without charging them.")
+
+    @model_validator(mode="after")
+    def _kueue_rules(self) -> KueueResources:
+        if self.exclude_resource_prefixes and self.quota_check_strategy == "IgnoreUndeclared":
+            raise ValueError("excludeResourcePrefixes is not allowed when quotaCheckStrategy is IgnoreUndeclared")
+        inputs = [t.input for t in self.transformations]
+        duplicates = sorted({name for name in inputs if inputs.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"transformations list input {', '.join(duplicates)} more than once; "
+                             "give each input resource one transformation")
+        return self
 
     @field_validator("device_class_mappings")
     @classmethod
@@ -288,8 +332,84 @@ class Pods(ScenarioModel):
                                     "processes that exit at once, as they do without a SIGTERM handler.")
 
 
+class RetryBackoff(ScenarioModel):
+    """``requeueAfterSeconds`` a check controller sets with Retry: ``base * 2^(n-1)``, capped at ``max``.
+
+    The defaults are those of ProvisioningRequestConfig's ``retryStrategy``.
+    """
+
+    backoff_base_seconds: int = Field(default=60, ge=0)
+    backoff_max_seconds: int = Field(default=1800, ge=0)
+
+    def seconds(self, retry: int) -> float:
+        """Backoff before the ``retry``-th attempt (1 for the first retry)."""
+        exponent = min(max(retry - 1, 0), 62)
+        return float(min(self.backoff_base_seconds * 2**exponent, self.backoff_max_seconds))
+
+
+class AdmissionCheckBehaviour(ScenarioModel):
+    """The state the controller of one AdmissionCheck reports after each quota reservation.
+
+    A ProvisioningRequest-like check whose capacity arrives after five minutes
+    is ``{readyAfter: 5m}``.
+    """
+
+    ready_after: float = Field(default=0.0, ge=0, description="Seconds from quota reservation until the check "
+                               "reports its state (a Go duration such as 5m is accepted).")
+    outcome: Literal["Ready", "Retry", "Rejected"] = Field(default="Ready", description="State the check "
+                                                           "reports: Ready admits, Retry releases the quota "
+                                                           "and requeues, Rejected deactivates the workload.")
+    retries: int | None = Field(default=None, ge=0, description="With outcome Retry: report Retry this many "
+                                "times per workload, then Ready. Unset: Retry every time.")
+    retry_backoff: RetryBackoff | None = Field(default=None, description="With Retry, the controller's "
+                                               "requeueAfterSeconds grows as base*2^(n-1). Unset: requeue "
+                                               "at once.")
+
+    @field_validator("ready_after", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float:
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _no_endless_retry_at_one_instant(self) -> AdmissionCheckBehaviour:
+        if self.outcome == "Retry" and self.retries is None and self.ready_after == 0 and self.retry_backoff is None:
+            raise ValueError("outcome Retry with no retries limit, readyAfter 0 and no retryBackoff would retry "
+                             "forever without time passing; set retries, readyAfter or retryBackoff")
+        return self
+
+
+class ClusterStateSettings(ScenarioModel):
+    """Runtimes and start time for the Workloads of a ``kubectl get -o yaml`` dump."""
+
+    remaining_runtime: float = Field(default=3600.0, ge=0, description="Seconds an admitted Workload still "
+                                     "runs after the dump, unless annotated gpuplane.dev/remaining-seconds.")
+    runtime: float = Field(default=3600.0, ge=0, description="Seconds a pending Workload runs once started, "
+                           "unless annotated gpuplane.dev/runtime-seconds.")
+    now: str | None = Field(default=None, description="RFC 3339 time the dump was taken (t=0); by default the "
+                            "latest creation or condition time among the Workloads.")
+
+    @field_validator("remaining_runtime", "runtime", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float:
+        return _duration(value)
+
+    @field_validator("now")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an RFC 3339 time such as 2026-01-02T03:04:05Z") from None
+        return value
+
+
 class ScenarioSpec(ScenarioModel):
     trace: TraceSource = Field(default_factory=TraceSource)
+    cluster_state: ClusterStateSettings = Field(default_factory=ClusterStateSettings)
+    admission_checks: dict[str, AdmissionCheckBehaviour] = Field(
+        default_factory=dict, description="Behaviour of each AdmissionCheck, by name. A check ClusterQueues "
+        "name that is not listed here reports Ready as soon as quota is reserved.")
     tenant_mapping: TenantMapping = Field(default_factory=TenantMapping)
     kueue: KueueConfiguration = Field(default_factory=KueueConfiguration)
     placement: Placement = Field(default_factory=Placement)

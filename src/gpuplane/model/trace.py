@@ -52,6 +52,8 @@ class TraceJob:
 
     Left out of comparisons, so that the same job read from CSV and Parquet compares equal.
     """
+    maximum_execution_seconds: float | None = None
+    """Kueue's ``maximumExecutionTimeSeconds``: the workload is deactivated after being admitted this long."""
 
     def gpu_count(self, resource: str = "nvidia.com/gpu") -> int:
         return sum(ps.count * ps.requests.get(resource, 0) for ps in self.pod_sets)

@@ -38,6 +38,8 @@ class EventKind(enum.IntEnum):
     """Kueue runs scheduling cycles until one changes nothing."""
     PLACE = 8
     """The kube-scheduler binds pending pods of admitted workloads."""
+    EXECUTION_TIME_EXCEEDED = 9
+    """An admitted workload reached its maximumExecutionTimeSeconds and is deactivated."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ def job_records(result: SimulationResult) -> pl.DataFrame:
         "job", "tenant", "local_queue", "cluster_queue", "gpus", "pods", "priority", "submit_time", "duration",
         "first_admitted", "first_started", "finished", "wait_seconds", "run_seconds", "unplaced_seconds",
         "preemptions", "pods_ready_evictions", "admissions", "lost_gpu_seconds", "state", "reason", "message",
-        "flavors", "borrowed_at_admission", "nodes", "devices", "device_models")}
+        "flavors", "borrowed_at_admission", "nodes", "devices", "device_models", "flavor_reasons")}
     devices = result.devices
     for run in sorted(result.runs, key=lambda r: (r.job.submit_time, r.job.id)):
         job = run.job
@@ -93,12 +93,14 @@ def job_records(result: SimulationResult) -> pl.DataFrame:
         rows["message"].append(run.message)
         rows["flavors"].append(run.flavors)
         rows["borrowed_at_admission"].append(run.borrowed_at_admission)
+        rows["flavor_reasons"].append([f"{name}: {note}" for name, note in run.flavor_reasons.items()])
         record = devices.jobs.get(run.key) if devices is not None else None
         rows["nodes"].append(",".join(record.nodes) if record else ",".join(run.nodes))
         rows["devices"].append(",".join(str(device) for device in record.devices) if record else "")
         rows["device_models"].append(",".join(_models(record.devices, devices.models)) if record and devices else "")
-    schema = {"first_admitted": pl.Float64, "first_started": pl.Float64, "finished": pl.Float64,
-              "wait_seconds": pl.Float64}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        "first_admitted": pl.Float64, "first_started": pl.Float64, "finished": pl.Float64,
+        "wait_seconds": pl.Float64, "flavor_reasons": pl.List(pl.String)}
     return pl.DataFrame(rows, schema_overrides=schema)
 
 
@@ -209,7 +211,8 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
         "clusterQueues": queues,
         "tenantMapping": result.tenants,
         "notFinished": [
-            {"job": r.job.id, "tenant": r.job.tenant, "state": r.state, "reason": r.reason, "message": r.message}
+            {"job": r.job.id, "tenant": r.job.tenant, "state": r.state, "reason": r.reason, "message": r.message,
+             "flavors": dict(r.flavor_reasons)}
             for r in pending[:200]
         ],
         "notes": list(result.notes),

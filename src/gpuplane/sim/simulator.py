@@ -29,22 +29,27 @@ from gpuplane.decisions.quota.engine import (
     KueueConfig,
     KueueEngine,
 )
+from gpuplane.decisions.quota.priority import PriorityClasses, ResolvedPriority, resolve_priority
+from gpuplane.decisions.quota.requests import RequestPolicy, ResourceTransformation
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, SchedulerConfig
+from gpuplane.decisions.quota.snapshot import ObservedWorkload
 from gpuplane.decisions.quota.state import ClusterQueue
-from gpuplane.decisions.quota.workload import PodSetRequest, Workload, WorkloadPhase
+from gpuplane.decisions.quota.workload import CheckState, PodSetRequest, Workload, WorkloadPhase
 from gpuplane.model.errors import SimulationError
 from gpuplane.model.manifests import ObjectSet
 from gpuplane.model.objects import kueue as api
 from gpuplane.model.objects.core import Namespace, Node, PriorityClass, Toleration
 from gpuplane.model.quantity import resource_amount
 from gpuplane.model.scenario import Scenario
-from gpuplane.model.trace import Trace, TraceJob
+from gpuplane.model.trace import Trace, TraceJob, TracePodSet
+from gpuplane.sim.cluster_state import observe_workloads
 from gpuplane.sim.devices import DeviceReport, DeviceSimulation
 from gpuplane.sim.events import EventKind, EventQueue
 
 __all__ = ["JobRun", "JobState", "Reporter", "SimulationResult", "Simulator", "kueue_config_from_scenario"]
 
 _MAX_CYCLES_PER_INSTANT = 1_000_000
+_TIMERS = frozenset({EventKind.PODS_READY_TIMEOUT, EventKind.EXECUTION_TIME_EXCEEDED})
 
 
 class JobState:
@@ -97,6 +102,14 @@ class JobRun:
     flavors: str = ""
     nodes: tuple[str, ...] = ()
     """Nodes the job's pods ran on the last time it started."""
+    flavor_reasons: dict[str, str] = field(default_factory=dict)
+    """For a job still pending at the end: why each flavor of its last attempt was not taken."""
+    check_retries: dict[str, int] = field(default_factory=dict)
+    """Times each admission check reported Retry for this job."""
+    check_requeue_at: float | None = None
+    admitted_phase_since: float | None = None
+    past_execution_seconds: float = 0.0
+    """Seconds spent Admitted before the last eviction (``accumulatedPastExecutionTimeSeconds``)."""
 
     @property
     def key(self) -> str:
@@ -169,8 +182,20 @@ def kueue_config_from_scenario(scenario: Scenario) -> KueueConfig:
         preserve_scan_progress=gates.get("FlavorFungibilityPreserveScanProgress", True),
         recompute_on_overlap=gates.get("RecomputeAssignmentUponPreemptionTargetsOverlap", True),
         priority_sorting_within_cohort=gates.get("PrioritySortingWithinCohort", True),
+        ignore_undeclared=(kueue.resources.quota_check_strategy == "IgnoreUndeclared"
+                           and gates.get("QuotaCheckStrategy", True)),
     )
     return KueueConfig(fair_sharing=fair, admission_fair_sharing=afs, scheduler=scheduler)
+
+
+def request_policy_from_scenario(scenario: Scenario) -> RequestPolicy:
+    """Kueue's ``resources`` settings that change what a pod set charges to quota."""
+    resources = scenario.spec.kueue.resources
+    transformations = [ResourceTransformation(t.input, dict(t.outputs), t.strategy == "Replace", t.multiply_by)
+                       for t in resources.transformations]
+    return RequestPolicy.build(exclude_prefixes=resources.exclude_resource_prefixes,
+                               transformations=transformations,
+                               ignore_undeclared=resources.quota_check_strategy == "IgnoreUndeclared")
 
 
 class Simulator:
@@ -187,13 +212,14 @@ class Simulator:
         self.now = 0.0
         self.notes: list[str] = list(trace.notes)
 
-        self.priority_classes = {p.name: p.value for p in objects.of(PriorityClass)}
-        self.global_default = max((p.value for p in objects.of(PriorityClass) if p.global_default), default=0)
+        self.request_policy = request_policy_from_scenario(scenario)
+        self.priority_classes = PriorityClasses.from_objects(objects.of(api.WorkloadPriorityClass),
+                                                             objects.of(PriorityClass))
         self.engine = KueueEngine.from_objects(
             flavors=objects.of(api.ResourceFlavor), cluster_queues=objects.of(api.ClusterQueue),
             cohorts=objects.of(api.Cohort), local_queues=objects.of(api.LocalQueue),
             namespaces=objects.of(Namespace), workload_priority_classes=objects.of(api.WorkloadPriorityClass),
-            priority_classes=self.priority_classes, config=kueue_config_from_scenario(scenario))
+            priority_classes=dict(self.priority_classes.pod), config=kueue_config_from_scenario(scenario))
         self.nodes = NodeIndex(
             (_node_state(node) for node in objects.of(Node)),
             strategy=ScoringStrategy(scenario.spec.placement.scoring_strategy),
@@ -223,6 +249,9 @@ class Simulator:
         self._pod_set_cache: dict[object, tuple[PodSetRequest, object]] = {}
         self._block_admission = (scenario.spec.kueue.wait_for_pods_ready_enabled
                                  and scenario.spec.kueue.wait_for_pods_ready.block_admission)
+        self.initial = observe_workloads(objects, scenario, self.engine.state, classes=self.priority_classes,
+                                         policy=self.request_policy)
+        self.notes.extend(self.initial.notes)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -235,10 +264,13 @@ class Simulator:
             self.events.push(afs.usage_sampling_interval_seconds, EventKind.AFS_SAMPLE)
         until = self.scenario.spec.until
         start = self.trace.jobs[0].submit_time if self.trace.jobs else 0.0
+        if self.initial.workloads:
+            start = min(start, 0.0)
         self.now = start
         self._last_integral = start
         for account in self.queues.values():
             account.last = start
+        self._adopt_initial_state()
         handlers: dict[int, Callable[[Any], None]] = {
             EventKind.POD_TERMINATED: self._on_pods_terminated,
             EventKind.CHECK_STATE: self._on_check_state,
@@ -249,6 +281,7 @@ class Simulator:
             EventKind.AFS_SAMPLE: self._on_afs_sample,
             EventKind.SCHEDULE: self._on_schedule,
             EventKind.PLACE: self._on_place,
+            EventKind.EXECUTION_TIME_EXCEEDED: self._on_execution_time_exceeded,
         }
         events = self.events
         stop = math.inf if until is None else start + until
@@ -257,6 +290,9 @@ class Simulator:
             if time > stop:
                 self._advance(stop)
                 break
+            if kind in _TIMERS and self._stale_timer(kind, payload):
+                # A timer of a workload that has moved on must not advance the clock (and the end of the run).
+                continue
             if time < self.now:
                 raise SimulationError(f"event {EventKind(kind).name} at {time} is before the clock ({self.now})")
             if time != self.now or time != self._last_integral:
@@ -266,6 +302,14 @@ class Simulator:
                 self._check_invariants()
         self._advance(self.now)
         return self._result(start)
+
+    def _stale_timer(self, kind: int, payload: tuple[str, int]) -> bool:
+        run = self.runs[payload[0]]
+        if run.generation != payload[1]:
+            return True
+        if kind == EventKind.PODS_READY_TIMEOUT:
+            return run.state != JobState.ADMITTED
+        return run.state not in (JobState.ADMITTED, JobState.RUNNING)
 
     def _advance(self, now: float) -> None:
         elapsed = now - self._last_integral
@@ -291,6 +335,65 @@ class Simulator:
             return
         self._requeue_pending.add(target)
         self.events.push(self.now + self.engine.config.requeue_batch_seconds, EventKind.REQUEUE_INADMISSIBLE, target)
+
+    # --- the cluster state at t=0 --------------------------------------------------------------
+
+    def _adopt_initial_state(self) -> None:
+        """Charge the dump's admitted workloads and queue its pending ones, oldest first.
+
+        Without pod objects gpuplane does not know where running pods are: the
+        pods of an admitted workload are placed by the normal placement pass at
+        t=0, before any new workload is admitted.
+        """
+        for observed in self.initial.workloads:
+            run = self._initial_run(observed)
+            self.runs[run.key] = run
+            if run.state == JobState.REJECTED:
+                self.finished += 1
+                continue
+            workload = run.workload
+            if workload.admission is None:
+                self.engine.submit(workload, now=self.now)
+                continue
+            self.engine.add_admitted(workload)
+            self._reserved(run)
+            run.flavors = ",".join(sorted({flavor for ps in workload.admission.pod_sets
+                                           for flavor in ps.flavors.values()}))
+            self._after_reservation(run)
+            self._drain_if_stopped(run)
+        self._wake_scheduler()
+
+    def _initial_run(self, observed: ObservedWorkload) -> JobRun:
+        workload = observed.workload
+        namespace, name = workload.key.split("/", 1)
+        pod_sets = tuple(TracePodSet(ps.name, ps.count, requests, ps.min_count)
+                         for ps, requests in zip(workload.pod_sets, observed.pod_requests, strict=True))
+        job = TraceJob(id=name, submit_time=workload.created, duration=observed.runtime, tenant=namespace,
+                       pod_sets=pod_sets, queue=workload.local_queue or None)
+        self.tenants.setdefault(namespace, workload.local_queue)
+        run = JobRun(job=job, workload=workload, local_queue=workload.local_queue,
+                     accounting=job.gpu_count(self.resource), remaining=observed.runtime)
+        if not workload.cluster_queue:
+            run.state = JobState.REJECTED
+            run.reason = "LocalQueueNotFound"
+            run.message = (f"Workload {workload.key} names LocalQueue {workload.local_queue or '(none)'}, which "
+                           "the input does not have")
+        return run
+
+    def _drain_if_stopped(self, run: JobRun) -> None:
+        """stopPolicy HoldAndDrain on its ClusterQueue or LocalQueue evicts an Admitted workload."""
+        workload = run.workload
+        queue = self.engine.state.cluster_queues[workload.cluster_queue]
+        local = self.engine.state.local_queues.get(workload.local_queue)
+        reason = ("ClusterQueueStopped" if queue.stop_policy == "HoldAndDrain"
+                  else "LocalQueueStopped" if local is not None and local.stop_policy == "HoldAndDrain" else None)
+        if reason is None or workload.phase is not WorkloadPhase.ADMITTED:
+            return
+        run.reason = reason
+        run.message = ("The ClusterQueue is stopped" if reason == "ClusterQueueStopped"
+                       else "The LocalQueue is stopped")
+        self.engine.evict(workload, reason)
+        self._begin_eviction(run, reason)
 
     # --- submission -------------------------------------------------------------------------
 
@@ -336,13 +439,13 @@ class Simulator:
                            "not exist; add it to the tenant mapping or the platform")
             return run
         priority = self._priority(job.priority_class)
-        if priority is None:
+        if priority.blocked:
             run.state = JobState.REJECTED
             run.reason = "PriorityClassNotFound"
             run.message = (f"priority class {job.priority_class!r} is neither a WorkloadPriorityClass "
-                           "nor a PriorityClass")
+                           "nor a PriorityClass; Kueue does not create the Workload")
             return run
-        workload.set_priority(priority)
+        workload.set_priority(priority.value)
         if inadmissible:
             # Kueue's workload controller marks it inadmissible; it never reaches a queue.
             run.state = JobState.REJECTED
@@ -358,20 +461,21 @@ class Simulator:
             key = (ps.name, ps.count, ps.min_count, tuple(sorted(ps.requests.items())))
             cached = self._pod_set_cache.get(key)
             if cached is None:
-                request = PodSetRequest(name=ps.name, count=ps.count, requests=dict(ps.requests),
-                                        min_count=ps.min_count)
+                quota_requests = self.request_policy.quota_requests(ps.requests)
+                request = PodSetRequest(name=ps.name, count=ps.count, requests=quota_requests,
+                                        min_count=ps.min_count,
+                                        pod_requests=None if quota_requests == ps.requests else dict(ps.requests))
                 cached = self._pod_set_cache[key] = (request, request.shape())
             pod_sets.append(cached[0])
             shapes.append(cached[1])
         return pod_sets, tuple(shapes)
 
-    def _priority(self, name: str | None) -> int | None:
-        if name is None:
-            return self.global_default
-        state = self.engine.state
-        if name in state.workload_priority_classes:
-            return state.workload_priority_classes[name]
-        return self.priority_classes.get(name)
+    def _priority(self, name: str | None) -> ResolvedPriority:
+        """Resolve a trace job's priority class: a WorkloadPriorityClass of that name stands for the
+        ``kueue.x-k8s.io/priority-class`` label, any other name for the pods' ``priorityClassName``."""
+        if name is not None and name in self.priority_classes.workload:
+            return resolve_priority(self.priority_classes, workload_priority_class=name)
+        return resolve_priority(self.priority_classes, pod_priority_class=name)
 
     # --- Kueue ------------------------------------------------------------------------------
 
@@ -406,6 +510,19 @@ class Simulator:
 
     def _on_reserved(self, run: JobRun, entry: Entry) -> None:
         """Quota is reserved; once admission checks are Ready the job's pods are created."""
+        self._reserved(run)
+        if entry.assignment is not None:
+            run.flavors = ",".join(sorted({fa.name for ps in entry.assignment.pod_sets for fa in ps.flavors.values()}))
+        self._after_reservation(run)
+
+    def _after_reservation(self, run: JobRun) -> None:
+        if run.workload.phase is WorkloadPhase.ADMITTED:
+            self._create_pods(run)
+        else:
+            run.state = JobState.RESERVED
+            self._start_checks(run)
+
+    def _reserved(self, run: JobRun) -> None:
         workload = run.workload
         run.generation += 1
         run.admissions += 1
@@ -417,12 +534,6 @@ class Simulator:
         account.used += _accounting_usage(workload, self.resource)
         account.max_borrowed = max(account.max_borrowed, account.used - account.nominal)
         run.borrowed_at_admission = max(0, account.used - account.nominal)
-        if entry.assignment is not None:
-            run.flavors = ",".join(sorted({fa.name for ps in entry.assignment.pod_sets for fa in ps.flavors.values()}))
-        if workload.phase is WorkloadPhase.ADMITTED:
-            self._create_pods(run)
-        else:
-            run.state = JobState.RESERVED
 
     def _create_pods(self, run: JobRun) -> None:
         workload = run.workload
@@ -438,13 +549,21 @@ class Simulator:
                 labels.update(flavor.node_labels)
                 tolerations.extend(flavor.tolerations)
             labels.update(request.node_selector)
-            node_requests = request.requests if self.devices is None else self.devices.node_requests(request.requests)
+            node_requests = (request.node_requests() if self.devices is None
+                             else self.devices.node_requests(request.node_requests()))
             placement = self._placement_request(node_requests, labels, tuple(tolerations))
             requests = placement.requests
             run.pods.extend([PodRun(index, requests, placement) for _ in range(assigned.count)])
         run.unplaced_since = self.now
+        run.admitted_phase_since = self.now
         self.unplaced[run.key] = run
+        limit = run.job.maximum_execution_seconds
+        if limit is not None:
+            left = max(0.0, limit - run.past_execution_seconds)
+            self.events.push(self.now + left, EventKind.EXECUTION_TIME_EXCEEDED, (run.key, run.generation))
         if self.scenario.spec.kueue.wait_for_pods_ready_enabled:
+            # NOTE: recoveryTimeout is read but never fires: a simulated pod, once running, stays ready
+            # until its job ends or is evicted, so a workload never loses PodsReady.
             timeout = self.scenario.spec.kueue.wait_for_pods_ready.timeout
             self.events.push(self.now + timeout, EventKind.PODS_READY_TIMEOUT, (run.key, run.generation))
         self._wake_placement()
@@ -452,6 +571,7 @@ class Simulator:
     def _placement_request(self, requests: Mapping[str, int], labels: dict[str, str],
                            tolerations: tuple[Toleration, ...]) -> PlacementRequest:
         """Pods of the same shape on the same flavor share one request object."""
+        # Pydantic models do not hash, so tolerations enter the key as their JSON.
         key = (tuple(sorted(requests.items())), tuple(sorted(labels.items())),
                tuple(t.model_dump_json() for t in tolerations))
         found = self._placement_cache.get(key)
@@ -459,13 +579,74 @@ class Simulator:
             found = self._placement_cache[key] = PlacementRequest.build(dict(requests), labels, tolerations)
         return found
 
-    def _on_check_state(self, payload: tuple[str, int]) -> None:
-        key, generation = payload
+    # --- admission checks -------------------------------------------------------------------
+
+    def _start_checks(self, run: JobRun) -> None:
+        """Ask the controller of every check that applies to the assigned flavors for its state."""
+        workload = run.workload
+        for name in self._checks_of(workload):
+            if workload.admission_checks.get(name) is CheckState.READY:
+                continue
+            behaviour = self.scenario.spec.admission_checks.get(name)
+            delay = behaviour.ready_after if behaviour is not None else 0.0
+            self.events.push(self.now + delay, EventKind.CHECK_STATE, (run.key, run.generation, name))
+
+    def _checks_of(self, workload: Workload) -> list[str]:
+        assert workload.admission is not None
+        queue = self.engine.state.cluster_queues[workload.admission.cluster_queue]
+        return queue.checks_for({flavor for ps in workload.admission.pod_sets for flavor in ps.flavors.values()})
+
+    def _check_outcome(self, run: JobRun, name: str) -> CheckState:
+        behaviour = self.scenario.spec.admission_checks.get(name)
+        if behaviour is None or behaviour.outcome == "Ready":
+            return CheckState.READY
+        if behaviour.outcome == "Rejected":
+            return CheckState.REJECTED
+        if behaviour.retries is not None and run.check_retries.get(name, 0) >= behaviour.retries:
+            return CheckState.READY
+        return CheckState.RETRY
+
+    def _on_check_state(self, payload: tuple[str, int, str]) -> None:
+        key, generation, name = payload
         run = self.runs[key]
         if run.generation != generation or run.state != JobState.RESERVED:
             return
-        run.workload.phase = WorkloadPhase.ADMITTED
-        self._create_pods(run)
+        workload = run.workload
+        state = self._check_outcome(run, name)
+        workload.admission_checks[name] = state
+        if state is CheckState.READY:
+            if all(workload.admission_checks.get(check) is CheckState.READY for check in self._checks_of(workload)):
+                workload.phase = WorkloadPhase.ADMITTED
+                self._create_pods(run)
+            return
+        if state is CheckState.REJECTED:
+            self._account_release(run)
+            self._deactivate(run, "AdmissionCheckRejected", f"Deactivated due to AdmissionCheck {name} in "
+                             "Rejected state")
+            return
+        retries = run.check_retries[name] = run.check_retries.get(name, 0) + 1
+        behaviour = self.scenario.spec.admission_checks[name]
+        backoff = behaviour.retry_backoff.seconds(retries) if behaviour.retry_backoff is not None else 0.0
+        run.check_requeue_at = self.now + backoff
+        run.reason = "AdmissionCheck"
+        run.message = f"Evicted due to AdmissionCheck {name} in Retry state (retry {retries})"
+        self.engine.evict(workload, "AdmissionCheck")
+        self._begin_eviction(run, "AdmissionCheck")
+
+    def _deactivate(self, run: JobRun, reason: str, message: str) -> None:
+        """Set ``spec.active=false``: the quota goes back and the workload is never queued again."""
+        workload = run.workload
+        target = self.engine.release(workload)
+        workload.active = False
+        workload.admission = None
+        workload.usage = {}
+        run.state = JobState.REJECTED
+        run.reason = reason
+        run.message = message
+        run.generation += 1
+        self.finished += 1
+        self._requeue_later(target)
+        self._wake_scheduler()
 
     # --- placement --------------------------------------------------------------------------
 
@@ -556,8 +737,20 @@ class Simulator:
         self.preemption_count += 1
         self._begin_eviction(run, f"Preempted:{reason}")
 
+    def _on_execution_time_exceeded(self, payload: tuple[str, int]) -> None:
+        key, generation = payload
+        run = self.runs[key]
+        if run.generation != generation or run.state not in (JobState.ADMITTED, JobState.RUNNING):
+            return
+        self.engine.evict(run.workload, "MaximumExecutionTimeExceeded")
+        self._begin_eviction(run, "MaximumExecutionTimeExceeded")
+
     def _begin_eviction(self, run: JobRun, why: str) -> None:
         """Suspend the job: pending pods go at once, running ones after the grace period."""
+        if run.admitted_phase_since is not None:
+            # Kueue accumulates the time a workload spent Admitted across evictions.
+            run.past_execution_seconds += self.now - run.admitted_phase_since
+            run.admitted_phase_since = None
         run.state = JobState.EVICTING
         if run.key in self.unplaced:
             del self.unplaced[run.key]
@@ -586,6 +779,13 @@ class Simulator:
             requeue_at, queue_time = self._pods_ready_backoff(run)
             if requeue_at is None and queue_time is None:
                 return
+        elif why == "MaximumExecutionTimeExceeded":
+            self._deactivate(run, why, f"The maximum execution time ({run.job.maximum_execution_seconds:g}s) "
+                             "exceeded")
+            return
+        elif why == "AdmissionCheck":
+            # The queue-order timestamp of a workload evicted by an admission check is its eviction time.
+            requeue_at, queue_time = run.check_requeue_at, self.now
         target = self.engine.finish_eviction(run.key, now=self.now, requeue_at=requeue_at, new_queue_time=queue_time)
         if requeue_at is not None and requeue_at > self.now:
             self.events.push(requeue_at, EventKind.BACKOFF_EXPIRED, (run.key, run.generation))
@@ -599,15 +799,9 @@ class Simulator:
         workload.requeue_count += 1
         limit = strategy.backoff_limit_count
         if limit is not None and workload.requeue_count > limit:
-            target = self.engine.release(workload)
-            workload.active = False
-            workload.admission = None
-            run.state = JobState.REJECTED
-            run.reason = "RequeuingLimitExceeded"
-            run.message = (f"evicted {workload.requeue_count - 1} times by waitForPodsReady; backoffLimitCount is "
-                           f"{limit}; last time: {run.message}")
-            self.finished += 1
-            self._requeue_later(target)
+            self._deactivate(run, "RequeuingLimitExceeded",
+                             f"evicted {workload.requeue_count - 1} times by waitForPodsReady; backoffLimitCount "
+                             f"is {limit}; last time: {run.message}")
             return None, None
         # NOTE: Kueue adds a small random jitter to this backoff; gpuplane leaves it out to stay deterministic.
         exponent = min(workload.requeue_count - 1, 62)
@@ -651,10 +845,13 @@ class Simulator:
 
     def _result(self, start: float) -> SimulationResult:
         for run in self.runs.values():
-            if run.state in (JobState.PENDING, JobState.RESERVED) and not run.reason:
+            if run.state == JobState.PENDING:
+                # The last scheduling attempt explains a pending workload better than an earlier eviction.
                 status = self.engine.pending_status(run.workload)
-                run.reason = status.reason or "Pending"
-                run.message = status.message
+                if status.reason or not run.reason:
+                    run.reason = status.reason or "Pending"
+                    run.message = status.explanation()
+                    run.flavor_reasons = dict(status.flavors)
             if run.unplaced_since is not None:
                 run.unplaced_seconds += self.now - run.unplaced_since
                 run.unplaced_since = None

@@ -73,7 +73,8 @@ def simulate(
              "Without it, the bundled Philly example runs.")] = None,
     trace: Annotated[Path | None, typer.Option(
         "--trace", help="Trace to replay: Philly CSV, native CSV or Parquet, or an Alibaba pod list. "
-                        "Default: the scenario's trace.path, else the bundled Philly trace.")] = None,
+                        "Default: the scenario's trace.path, else the bundled Philly trace; with a cluster "
+                        "dump that holds Workloads and no trace, the dumped Workloads run on their own.")] = None,
     trace_format: Annotated[str | None, typer.Option("--trace-format", help="auto (the default), philly, native "
                                                      "or alibaba-openb.")] = None,
     scenario: Annotated[Path | None, typer.Option("--scenario", help="A Scenario file: tenant mapping, Kueue "

@@ -23,7 +23,7 @@ from rich.table import Table
 from gpuplane.decisions.quota.scheduler import CycleResult
 from gpuplane.model.errors import InputError, Location, SpecError, TraceError
 from gpuplane.model.manifests import ObjectSet
-from gpuplane.model.objects.kueue import LocalQueue
+from gpuplane.model.objects.kueue import LocalQueue, Workload
 from gpuplane.model.platform.load import load_platform_objects
 from gpuplane.model.scenario import Scenario, load_scenario, parse_duration
 from gpuplane.model.trace import Trace
@@ -345,6 +345,13 @@ def _check_options(options: SimulateOptions) -> tuple[list[RunSpec], Path | None
     return runs, scenario_path, until
 
 
+def _cluster_state_only(options: SimulateOptions, scenario: Scenario, platforms: list[ObjectSet]) -> bool:
+    """Tell whether to run a cluster dump's Workloads alone: no trace was named and the input has Workloads."""
+    if options.platform is None or options.trace_path is not None or scenario.spec.trace.path:
+        return False
+    return any(objects.of(Workload) for objects in platforms)
+
+
 def simulate_command(options: SimulateOptions, console: Console) -> int:
     """Run the ``simulate`` command; return the exit code."""
     runs, scenario_path, until = _check_options(options)
@@ -363,7 +370,10 @@ def simulate_command(options: SimulateOptions, console: Console) -> int:
         objects = load_platform_objects(spec.platform, cluster=options.cluster)
         _print_load_warnings(console, objects)
         platforms.append(objects)
-    trace = _load_trace(options.trace_path, options.trace_format, scenario)
+    if _cluster_state_only(options, scenario, platforms):
+        trace = Trace(jobs=(), source="no trace (the Workloads of the cluster state only)")
+    else:
+        trace = _load_trace(options.trace_path, options.trace_format, scenario)
     source = Path(trace.source)
     shown = "the bundled Philly trace" if source == bundled_philly_path() else str(source)
     console.print(f"Trace: {shown}: {len(trace.jobs):,} jobs from {len(trace.tenants())} tenants.")

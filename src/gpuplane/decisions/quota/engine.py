@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpuplane.decisions.quota.afs import AfsLedger, by_resource
-from gpuplane.decisions.quota.flavors import Assignment
+from gpuplane.decisions.quota.flavors import Assignment, QuotaReason
 from gpuplane.decisions.quota.preemption import Preemptor, Target
 from gpuplane.decisions.quota.queues import ClusterQueueQueue, QueueLocation, QueueManager
 from gpuplane.decisions.quota.scheduler import CycleResult, Entry, Scheduler, SchedulerConfig
@@ -115,6 +115,14 @@ class PendingStatus:
     reason: str
     message: str
     chosen_flavors: dict[str, str]
+    flavors: dict[str, str] = field(default_factory=dict)
+    """Reason per flavor of the last attempt that was not taken (``pod set/flavor`` keys for several pod sets)."""
+
+    def explanation(self) -> str:
+        """Return the reasons per flavor in one line, or the QuotaReserved message when no flavor was tried."""
+        if not self.flavors:
+            return self.message
+        return "; ".join(f"flavor {name}: {note}" for name, note in self.flavors.items())
 
 
 class KueueEngine:
@@ -149,6 +157,8 @@ class KueueEngine:
                                    ordering=ordering)
         self.workloads: dict[str, Workload] = {}
         self.last_entry: dict[str, Entry] = {}
+        self.held: dict[str, str] = {}
+        """Workloads kept out of their queue, with the QuotaReserved message Kueue sets on them."""
 
     @classmethod
     def from_objects(
@@ -172,10 +182,18 @@ class KueueEngine:
     # --- workload transitions -----------------------------------------------------------------
 
     def submit(self, workload: Workload, *, now: float) -> None:
-        """A new (or evicted and released) workload enters its ClusterQueue's queue."""
+        """Queue a new (or evicted and released) workload in its ClusterQueue.
+
+        A workload of a stopped LocalQueue (``stopPolicy`` Hold or HoldAndDrain)
+        stays out of the queue: Kueue marks it inadmissible.
+        """
         self.workloads[workload.key] = workload
         queue = self.queues.queues.get(workload.cluster_queue)
         if queue is None:
+            return
+        local = self.state.local_queues.get(workload.local_queue)
+        if local is not None and local.stop_policy != "None":
+            self.held[workload.key] = f"LocalQueue {workload.local_queue} is stopped"
             return
         expired = workload.requeue_at is None or workload.requeue_at <= now
         queue.push(workload, backoff_expired=expired)
@@ -330,6 +348,14 @@ class KueueEngine:
         """Where a pending workload waits and the reason of its last attempt."""
         queue = self.queues.queues.get(workload.cluster_queue)
         location = (queue.location(workload) if queue is not None else None) or QueueLocation.INADMISSIBLE
+        held = self.held.get(workload.key)
+        if held is not None:
+            return PendingStatus(QueueLocation.INADMISSIBLE, QuotaReason.SUSPENDED, held, {})
+        cluster_queue = self.state.cluster_queues.get(workload.cluster_queue)
+        if cluster_queue is not None and not cluster_queue.active:
+            message = (f"ClusterQueue {cluster_queue.name} is stopped" if cluster_queue.inactive_reason is None
+                       else f"ClusterQueue {cluster_queue.name} is inactive: {cluster_queue.inactive_reason}")
+            return PendingStatus(location, QuotaReason.SUSPENDED, message, {})
         entry = self.last_entry.get(workload.key)
         if entry is None:
             return PendingStatus(location, "", "", {})
@@ -338,10 +364,26 @@ class KueueEngine:
             for ps in entry.assignment.pod_sets:
                 chosen.update({res: fa.name for res, fa in ps.flavors.items()})
         reason = entry.quota_reason
-        return PendingStatus(location, reason, entry.message, chosen)
+        return PendingStatus(location, reason, entry.message, chosen, _flavor_notes(entry))
 
     def set_local_queue_usage(self, key: str, usage: Mapping[str, int], *, now: float = 0.0) -> None:
         """Seed a LocalQueue's consumed usage (admission fair sharing), amounts in Kueue's integers."""
         if self.afs is not None:
             self.afs.set_consumed(key, {res: (amount / 1000.0 if res == "cpu" else float(amount))
                                         for res, amount in usage.items()}, now)
+
+
+def _flavor_notes(entry: Entry) -> dict[str, str]:
+    """Collect the per-flavor reasons of the pod sets that did not fit in ``entry``'s last attempt."""
+    notes: dict[str, str] = {}
+    if entry.assignment is None:
+        return notes
+    several = len(entry.assignment.pod_sets) > 1
+    for pod_set in entry.assignment.pod_sets:
+        if pod_set.is_fit():
+            continue
+        for attempt in pod_set.attempts:
+            if attempt.notes:
+                key = f"{pod_set.name}/{attempt.flavor}" if several else attempt.flavor
+                notes[key] = " and ".join(attempt.notes)
+    return notes

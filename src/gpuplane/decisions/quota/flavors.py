@@ -155,6 +155,12 @@ class FlavorAttempt:
     borrow: int = 0
     reasons: list[str] = field(default_factory=list)
     no_fit_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    """The reasons for people, with amounts and without the flavor's name (``needs 16 nvidia.com/gpu, ...``)."""
+
+    def describe(self) -> str:
+        """Say why this flavor was not taken, as ``flavor a100: needs 16 nvidia.com/gpu, 4 available``."""
+        return f"flavor {self.flavor}: {'; '.join(self.notes) if self.notes else 'not needed'}"
 
 
 @dataclass(slots=True)
@@ -265,8 +271,10 @@ class FlavorAssigner:
     def __init__(self, workload: Workload, queue: ClusterQueue, state: ClusterState, *,
                  oracle: PreemptionOracle, fair_sharing: bool, cycle: int,
                  mismatch_cache: dict[tuple[int, str], str | None] | None = None,
-                 nomination: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 nomination: Mapping[str, Mapping[str, str]] | None = None,
+                 ignore_undeclared: bool = False) -> None:
         self.workload = workload
+        self.ignore_undeclared = ignore_undeclared
         self.nomination = nomination
         self.queue = queue
         self.state = state
@@ -309,7 +317,7 @@ class FlavorAssigner:
         group_flavors: dict[str, FlavorAssignment] = {}
         attempts: dict[str, FlavorAttempt] = {}
         for resource, amount in requests.items():
-            if resource not in self.queue.rg_by_resource and amount == 0:
+            if resource not in self.queue.rg_by_resource and (amount == 0 or self.ignore_undeclared):
                 continue
             if resource in group_flavors:
                 continue
@@ -364,13 +372,15 @@ class FlavorAssigner:
             mismatch = self._flavor_mismatch(index, pod_set, flavor_name)
             if mismatch is not None:
                 reasons.append(mismatch)
+                note = mismatch.replace(f" in flavor {flavor_name}", "").replace(f"flavor {flavor_name} ", "")
                 considered.append(FlavorAttempt(flavor_name, AssignmentMode.NO_FIT, reasons=[mismatch],
-                                                no_fit_reason=QuotaReason.NO_MATCHING_FLAVOR))
+                                                no_fit_reason=QuotaReason.NO_MATCHING_FLAVOR, notes=[note]))
                 continue
             assignments: dict[str, FlavorAssignment] = {}
             representative = _BEST
             max_borrow = 0
             flavor_reasons: list[str] = []
+            flavor_notes: list[str] = []
             flavor_no_fit = ""
             for res, amount in group_requests.items():
                 fr = (flavor_name, res)
@@ -379,6 +389,7 @@ class FlavorAssigner:
                     flavor_reasons.append(status[0])
                     reasons.append(status[0])
                     flavor_no_fit = _more_severe(flavor_no_fit, status[1])
+                    flavor_notes.append(self.quota_note(fr, assigned_usage.get(fr, 0), amount, mode))
                 max_borrow = max(max_borrow, borrow)
                 granular = GranularMode(mode, borrow)
                 if is_preferred(representative, granular, fungibility):
@@ -387,7 +398,7 @@ class FlavorAssigner:
                     break
                 assignments[res] = FlavorAssignment(flavor_name, mode.assignment_mode(), borrow)
             considered.append(FlavorAttempt(flavor_name, representative.preemption.assignment_mode(), max_borrow,
-                                            flavor_reasons, flavor_no_fit))
+                                            flavor_reasons, flavor_no_fit, flavor_notes))
             if not should_try_next_flavor(representative, fungibility):
                 best, best_mode = assignments, representative
                 break
@@ -440,6 +451,37 @@ class FlavorAssigner:
                 message += "; no workload can be preempted to make room"
             return mode, borrow_after, (message, "")
         return PreemptionMode.NO_FIT, borrow, (message, QuotaReason.WAITING_FOR_QUOTA)
+
+    def quota_note(self, fr: FlavorResource, assumed: int, request: int, mode: PreemptionMode) -> str:
+        """Say for people why ``request`` of ``fr`` does not simply fit, with the amounts involved."""
+        queue = self.queue
+        resource = fr[1]
+        value = assumed + request
+        needs = f"needs {format_amount(resource, value)} {resource}"
+        if assumed:
+            needs += f" ({format_amount(resource, assumed)} of them for earlier pod sets)"
+        maximum = potential_available(queue, fr)
+        if value > maximum:
+            return (f"{needs}, more than the {format_amount(resource, maximum)} it could ever get"
+                    f"{self._cap(fr, maximum, 0)}")
+        free = cluster_queue_available(queue, fr)
+        note = f"{needs}, {format_amount(resource, free)} available{self._cap(fr, free, queue.usage.get(fr, 0))}"
+        if mode is PreemptionMode.NO_CANDIDATES:
+            note += ", and no workload can be preempted to make room"
+        elif mode in (PreemptionMode.PREEMPT, PreemptionMode.RECLAIM):
+            note += ", the rest needs preemption"
+        return note
+
+    def _cap(self, fr: FlavorResource, amount: int, used: int) -> str:
+        """Name the limit that leaves only ``amount`` when the queue uses ``used``: nominal quota,
+        borrowing limit or the cohort."""
+        queue = self.queue
+        quota = queue.quota(fr)
+        if queue.parent is None:
+            return " within the nominal quota"
+        if quota.borrowing_limit is not None and quota.nominal + quota.borrowing_limit - used <= amount:
+            return " within the borrowing limit"
+        return f" in cohort {queue.root().name}"
 
     def _can_preempt_while_borrowing(self) -> bool:
         preemption = self.queue.preemption

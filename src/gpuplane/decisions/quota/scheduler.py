@@ -72,6 +72,8 @@ class SchedulerConfig:
     preserve_scan_progress: bool = True
     recompute_on_overlap: bool = True
     priority_sorting_within_cohort: bool = True
+    ignore_undeclared: bool = False
+    """``resources.quotaCheckStrategy: IgnoreUndeclared``: skip requested resources a ClusterQueue does not cover."""
 
 
 @dataclass(slots=True)
@@ -237,7 +239,7 @@ class Scheduler:
         assigner = FlavorAssigner(workload, queue, self.state, oracle=self.preemptor,
                                   fair_sharing=self.fair_sharing, cycle=self.cycle_number,
                                   mismatch_cache=self._mismatch.setdefault(workload.key, {}),
-                                  nomination=nomination)
+                                  nomination=nomination, ignore_undeclared=self.config.ignore_undeclared)
         full = assigner.assign()
         mode = full.representative_mode()
         if mode is AssignmentMode.FIT:

@@ -54,6 +54,11 @@ class PodSetRequest:
     tolerations: tuple[Toleration, ...] = ()
     node_selector: Mapping[str, str] = field(default_factory=dict)
     affinity_terms: tuple[tuple[NodeSelectorRequirement, ...], ...] | None = None
+    pod_requests: Mapping[str, int] | None = None
+    """What each pod asks a node for, when Kueue's ``resources`` settings make it differ from ``requests``."""
+
+    def node_requests(self) -> Mapping[str, int]:
+        return self.requests if self.pod_requests is None else self.pod_requests
 
     def shape(self) -> tuple[Any, ...]:
         """Everything that makes two pod sets schedule alike."""

@@ -8,7 +8,8 @@ docs/traces.md has the full specification with an example. In short:
 - the pods, either in flat columns for one pod set (``pods``, ``min_pods``,
   ``gpus_per_pod``, ``cpu_per_pod``, ``memory_per_pod``, ``resource.<name>``,
   ``claims``, ``gpu_models``) or in a ``pod_sets`` JSON list for several;
-- optional ``id``, ``priority_class``, and ``note.<anything>`` columns, which are ignored.
+- optional ``id``, ``priority_class``, ``maximum_execution_time_seconds`` (Kueue's
+  ``maximumExecutionTimeSeconds``), and ``note.<anything>`` columns, which are ignored.
 
 Quantities are Kubernetes quantity strings or plain numbers. Lists of names
 (``claims``, ``gpu_models``) are ``|``-separated in a CSV cell and may be list
@@ -52,6 +53,7 @@ __all__ = [
 
 JOB_COLUMNS: Final = (
     "id", "submit_time", "submit_timestamp", "duration", "tenant", "queue", "priority_class",
+    "maximum_execution_time_seconds",
     "pod_sets",
 )
 FLAT_COLUMNS: Final = (
@@ -376,6 +378,10 @@ def load_native(path: str | Path, *, gpu_resource: str = "nvidia.com/gpu") -> Tr
     duration = cells.floats("duration", minimum=0, allowed="seconds, 0 or more").to_list()
     pods = _optional_integers(cells, frame, "pods")
     min_pods = _optional_integers(cells, frame, "min_pods")
+    limits: list[int | None] = [None] * frame.height
+    if "maximum_execution_time_seconds" in frame.columns:
+        limits = cells.integers("maximum_execution_time_seconds", minimum=1, allowed="whole seconds, 1 or more",
+                                required=False).to_list()
     cells.raise_first()
 
     parser = _RowParser(table, resources)
@@ -391,13 +397,18 @@ def load_native(path: str | Path, *, gpu_resource: str = "nvidia.com/gpu") -> Tr
         line = int(table.lines[row]) if table.lines is not None else None
         jobs.append(TraceJob(_job_id(table, row, ids[index], seen_ids), submit[index],
                              duration[index], tenant, pod_sets.of_row(index, row),
-                             priorities[index], queue, line))
+                             priorities[index], queue, line,
+                             _seconds_or_none(limits[index])))
     jobs.sort(key=lambda job: job.submit_time)
     notes = [f"Native trace {table.source}: {frame.height:,} rows read, {int(blank.sum()):,} "
              f"blank row(s) skipped, {len(jobs):,} jobs."]
     if start is not None:
         notes.append(f"submit_time 0 is {start}, the earliest submit_timestamp.")
     return Trace(jobs=tuple(jobs), source=table.source, start=start, notes=tuple(notes))
+
+
+def _seconds_or_none(value: int | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _optional_integers(cells: CellValidator, frame: pl.DataFrame, column: str) -> list[int | None]:
