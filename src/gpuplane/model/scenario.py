@@ -73,7 +73,7 @@ KUEUE_FEATURE_GATES: frozenset[str] = frozenset({
 MODELLED_FEATURE_GATES: frozenset[str] = frozenset({
     "DisableWaitForPodsReady", "KueueDRAIntegration", "PartialAdmission", "PrioritySortingWithinCohort",
     "RecomputeAssignmentUponPreemptionTargetsOverlap", "SchedulingEquivalenceHashing",
-    "FlavorFungibilityPreserveScanProgress",
+    "FlavorFungibilityPreserveScanProgress", "QuotaCheckStrategy",
 })
 """Gates a Scenario may set; the simulator reads each of them."""
 

@@ -46,7 +46,7 @@ from gpuplane.model.scenario import Scenario
 from gpuplane.model.trace import Trace, TraceJob
 
 if TYPE_CHECKING:
-    from gpuplane.sim.simulator import JobRun, PodRun
+    from gpuplane.sim.records import JobRun, PodRun
 
 __all__ = ["DeviceReport", "DeviceSimulation", "JobDevices"]
 

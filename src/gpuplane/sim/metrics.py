@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from gpuplane.decisions.devices.pools import DeviceID
-from gpuplane.sim.simulator import JobRun, JobState, SimulationResult
+from gpuplane.sim.records import JobRun, JobState, SimulationResult
 
 __all__ = ["device_summary", "job_records", "summarize"]
 

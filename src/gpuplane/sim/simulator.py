@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from gpuplane.decisions.placement.nodes import NodeIndex, NodeState, PlacementRequest, ScoringStrategy
 from gpuplane.decisions.quota.engine import (
-    AdmissionFairSharingConfig,
-    FairSharingConfig,
-    KueueConfig,
     KueueEngine,
 )
 from gpuplane.decisions.quota.priority import PriorityClasses, ResolvedPriority, resolve_priority
-from gpuplane.decisions.quota.requests import RequestPolicy, ResourceTransformation
-from gpuplane.decisions.quota.scheduler import CycleResult, Entry, SchedulerConfig
+from gpuplane.decisions.quota.scheduler import CycleResult, Entry
 from gpuplane.decisions.quota.snapshot import ObservedWorkload
 from gpuplane.decisions.quota.state import ClusterQueue
 from gpuplane.decisions.quota.workload import CheckState, PodSetRequest, Workload, WorkloadPhase
@@ -43,159 +38,16 @@ from gpuplane.model.quantity import resource_amount
 from gpuplane.model.scenario import Scenario
 from gpuplane.model.trace import Trace, TraceJob, TracePodSet
 from gpuplane.sim.cluster_state import observe_workloads
-from gpuplane.sim.devices import DeviceReport, DeviceSimulation
+from gpuplane.sim.config import kueue_config_from_scenario, request_policy_from_scenario
+from gpuplane.sim.devices import DeviceSimulation
 from gpuplane.sim.events import EventKind, EventQueue
+from gpuplane.sim.records import JobRun, JobState, PodRun, QueueAccount, Reporter, SimulationResult
 
 __all__ = ["JobRun", "JobState", "Reporter", "SimulationResult", "Simulator", "kueue_config_from_scenario"]
 
+
 _MAX_CYCLES_PER_INSTANT = 1_000_000
 _TIMERS = frozenset({EventKind.PODS_READY_TIMEOUT, EventKind.EXECUTION_TIME_EXCEEDED})
-
-
-class JobState:
-    PENDING = "Pending"
-    RESERVED = "QuotaReserved"
-    ADMITTED = "Admitted"
-    RUNNING = "Running"
-    EVICTING = "Evicting"
-    FINISHED = "Finished"
-    REJECTED = "Rejected"
-
-
-@dataclass(slots=True, eq=False)
-class PodRun:
-    pod_set: int
-    requests: Mapping[str, int]
-    request: PlacementRequest
-    node: NodeState | None = None
-
-
-@dataclass(slots=True, eq=False)
-class JobRun:
-    """One trace job through the simulation, with what happened to it."""
-
-    job: TraceJob
-    workload: Workload
-    local_queue: str
-    accounting: int
-    """Units of the accounting resource the whole job requests (GPUs)."""
-    state: str = JobState.PENDING
-    remaining: float = 0.0
-    pods: list[PodRun] = field(default_factory=list)
-    generation: int = 0
-    admitted_at: float | None = None
-    started_at: float | None = None
-    first_admitted: float | None = None
-    first_started: float | None = None
-    finished: float | None = None
-    run_seconds: float = 0.0
-    lost_seconds: float = 0.0
-    """Accounting-resource-seconds of work thrown away by preemptions and evictions."""
-    preemptions: int = 0
-    pods_ready_evictions: int = 0
-    admissions: int = 0
-    unplaced_since: float | None = None
-    unplaced_seconds: float = 0.0
-    reason: str = ""
-    message: str = ""
-    borrowed_at_admission: int = 0
-    flavors: str = ""
-    nodes: tuple[str, ...] = ()
-    """Nodes the job's pods ran on the last time it started."""
-    flavor_reasons: dict[str, str] = field(default_factory=dict)
-    """For a job still pending at the end: why each flavor of its last attempt was not taken."""
-    check_retries: dict[str, int] = field(default_factory=dict)
-    """Times each admission check reported Retry for this job."""
-    check_requeue_at: float | None = None
-    admitted_phase_since: float | None = None
-    past_execution_seconds: float = 0.0
-    """Seconds spent Admitted before the last eviction (``accumulatedPastExecutionTimeSeconds``)."""
-
-    @property
-    def key(self) -> str:
-        return self.workload.key
-
-
-class Reporter(Protocol):
-    """Observer of a running simulation (progress bars, event logs); the core never logs."""
-
-    def on_progress(self, now: float, finished: int, total: int) -> None: ...
-
-    def on_cycle(self, now: float, result: CycleResult) -> None: ...
-
-
-@dataclass
-class QueueAccount:
-    """Time integrals of one ClusterQueue's use of the accounting resource."""
-
-    nominal: int
-    used: int = 0
-    last: float = 0.0
-    used_seconds: float = 0.0
-    borrowed_seconds: float = 0.0
-    max_borrowed: int = 0
-
-    def advance(self, now: float) -> None:
-        elapsed = now - self.last
-        if elapsed > 0:
-            self.used_seconds += self.used * elapsed
-            self.borrowed_seconds += max(0, self.used - self.nominal) * elapsed
-        self.last = now
-
-
-@dataclass
-class SimulationResult:
-    """Everything a report needs: every job's record plus cluster-wide integrals."""
-
-    runs: list[JobRun]
-    queues: dict[str, QueueAccount]
-    cluster_capacity: int
-    accounting_resource: str
-    start: float
-    end: float
-    allocated_seconds: float
-    unplaced_job_seconds: float
-    max_unplaced_jobs: int
-    cycles: int
-    preemptions: int
-    tenants: dict[str, str]
-    """LocalQueue of each trace tenant."""
-    notes: list[str]
-    devices: DeviceReport | None = None
-    """DRA figures; None when neither the platform nor the trace uses DRA."""
-
-
-def kueue_config_from_scenario(scenario: Scenario) -> KueueConfig:
-    kueue = scenario.spec.kueue
-    gates = kueue.feature_gates
-    fair = None
-    if kueue.fair_sharing is not None:
-        fair = FairSharingConfig(tuple(kueue.fair_sharing.preemption_strategies))
-    afs = None
-    if kueue.admission_fair_sharing is not None:
-        block = kueue.admission_fair_sharing
-        afs = AdmissionFairSharingConfig(block.usage_half_life_time, block.usage_sampling_interval,
-                                         dict(block.resource_weights))
-    scheduler = SchedulerConfig(
-        partial_admission=gates.get("PartialAdmission", True),
-        equivalence_hashing=gates.get("SchedulingEquivalenceHashing", True),
-        preserve_scan_progress=gates.get("FlavorFungibilityPreserveScanProgress", True),
-        recompute_on_overlap=gates.get("RecomputeAssignmentUponPreemptionTargetsOverlap", True),
-        priority_sorting_within_cohort=gates.get("PrioritySortingWithinCohort", True),
-        ignore_undeclared=(kueue.resources.quota_check_strategy == "IgnoreUndeclared"
-                           and gates.get("QuotaCheckStrategy", True)),
-    )
-    return KueueConfig(fair_sharing=fair, admission_fair_sharing=afs, scheduler=scheduler)
-
-
-def request_policy_from_scenario(scenario: Scenario) -> RequestPolicy:
-    """Kueue's ``resources`` settings that change what a pod set charges to quota."""
-    resources = scenario.spec.kueue.resources
-    transformations = [ResourceTransformation(t.input, dict(t.outputs), t.strategy == "Replace", t.multiply_by)
-                       for t in resources.transformations]
-    return RequestPolicy.build(exclude_prefixes=resources.exclude_resource_prefixes,
-                               transformations=transformations,
-                               ignore_undeclared=resources.quota_check_strategy == "IgnoreUndeclared")
 
 
 class Simulator:
