@@ -311,59 +311,11 @@ def build_cluster_state(
     default_priority: int = 0,
 ) -> ClusterState:
     """Assemble Kueue's cache from objects; inactive ClusterQueues carry their reason."""
-    flavor_infos = {
-        f.name: FlavorInfo(
-            name=f.name,
-            node_labels=dict(f.spec.node_labels),
-            node_taints=tuple(f.spec.node_taints),
-            tolerations=tuple(f.spec.tolerations),
-            topology_name=f.spec.topology_name,
-        )
-        for f in flavors
-    }
-    cohort_nodes: dict[str, CohortNode] = {}
-    parents: dict[str, str | None] = {}
-    for cohort_object in cohorts:
-        quotas, _ = _quotas(cohort_object.spec.resource_groups)
-        cohort_nodes[cohort_object.name] = CohortNode(cohort_object.name, quotas,
-                                                      _weight(cohort_object.spec.fair_sharing))
-        parents[cohort_object.name] = cohort_object.spec.parent_name or None
-
-    queues: dict[str, ClusterQueue] = {}
-    for obj in cluster_queues:
-        queue = cluster_queue_from_object(obj)
-        queues[queue.name] = queue
-        cohort_name = obj.spec.cohort_name or None
-        if cohort_name is not None and cohort_name not in cohort_nodes:
-            # A cohort named only by ClusterQueues exists implicitly, with no quota and no parent.
-            cohort_nodes[cohort_name] = CohortNode(cohort_name, {})
-            parents[cohort_name] = None
-        if cohort_name is not None:
-            cohort = cohort_nodes[cohort_name]
-            queue.parent = cohort
-            cohort.child_queues.append(queue)
-        missing = sorted({flavor for group in queue.resource_groups for flavor in group.flavors
-                          if flavor not in flavor_infos})
-        if missing:
-            queue.inactive_reason = f"FlavorNotFound: ResourceFlavor {', '.join(missing)} not found"
-
-    for name, parent_name in parents.items():
-        if parent_name is None:
-            continue
-        if parent_name not in cohort_nodes:
-            cohort_nodes[parent_name] = CohortNode(parent_name, {})
-        parent = cohort_nodes[parent_name]
-        cohort_nodes[name].parent = parent
-        parent.child_cohorts.append(cohort_nodes[name])
-
-    in_cycle = _cohorts_in_cycles(cohort_nodes)
-    for name in in_cycle:
-        cohort_nodes[name].parent = None
-    for cohort in cohort_nodes.values():
-        cohort.child_cohorts = [c for c in cohort.child_cohorts if c.name not in in_cycle]
-    for queue in queues.values():
-        if queue.parent is not None and queue.parent.name in in_cycle:
-            queue.inactive_reason = f"CohortHasCycle: cohort {queue.parent.name} is part of a cycle"
+    flavor_infos = {f.name: _flavor_info(f) for f in flavors}
+    cohort_nodes, parents = _cohort_nodes(cohorts)
+    queues = _attach_queues(cluster_queues, cohort_nodes, parents, flavor_infos)
+    _link_cohorts(cohort_nodes, parents)
+    _deactivate_cycles(cohort_nodes, queues)
     # Kueue walks children in Go map order; sorting by name makes ties resolve the same way
     # whatever order the objects were read in.
     for cohort in cohort_nodes.values():
@@ -393,6 +345,73 @@ def build_cluster_state(
         priority_classes=dict(priority_classes or {}),
         default_priority=default_priority,
     )
+
+
+def _flavor_info(flavor: api.ResourceFlavor) -> FlavorInfo:
+    return FlavorInfo(
+        name=flavor.name,
+        node_labels=dict(flavor.spec.node_labels),
+        node_taints=tuple(flavor.spec.node_taints),
+        tolerations=tuple(flavor.spec.tolerations),
+        topology_name=flavor.spec.topology_name,
+    )
+
+
+def _cohort_nodes(cohorts: Iterable[api.Cohort]) -> tuple[dict[str, CohortNode], dict[str, str | None]]:
+    """Nodes of the cohorts that have objects, and each one's parent name."""
+    nodes: dict[str, CohortNode] = {}
+    parents: dict[str, str | None] = {}
+    for cohort in cohorts:
+        quotas, _ = _quotas(cohort.spec.resource_groups)
+        nodes[cohort.name] = CohortNode(cohort.name, quotas, _weight(cohort.spec.fair_sharing))
+        parents[cohort.name] = cohort.spec.parent_name or None
+    return nodes, parents
+
+
+def _attach_queues(objects: Iterable[api.ClusterQueue], cohort_nodes: dict[str, CohortNode],
+                   parents: dict[str, str | None], flavors: Mapping[str, FlavorInfo]) -> dict[str, ClusterQueue]:
+    """Build the ClusterQueues and hang each under its cohort; a flavor that does not exist deactivates one."""
+    queues: dict[str, ClusterQueue] = {}
+    for obj in objects:
+        queue = cluster_queue_from_object(obj)
+        queues[queue.name] = queue
+        cohort_name = obj.spec.cohort_name or None
+        if cohort_name is not None:
+            if cohort_name not in cohort_nodes:
+                # A cohort named only by ClusterQueues exists implicitly, with no quota and no parent.
+                cohort_nodes[cohort_name] = CohortNode(cohort_name, {})
+                parents[cohort_name] = None
+            cohort = cohort_nodes[cohort_name]
+            queue.parent = cohort
+            cohort.child_queues.append(queue)
+        missing = sorted({flavor for group in queue.resource_groups for flavor in group.flavors
+                          if flavor not in flavors})
+        if missing:
+            queue.inactive_reason = f"FlavorNotFound: ResourceFlavor {', '.join(missing)} not found"
+    return queues
+
+
+def _link_cohorts(cohort_nodes: dict[str, CohortNode], parents: Mapping[str, str | None]) -> None:
+    for name, parent_name in list(parents.items()):
+        if parent_name is None:
+            continue
+        if parent_name not in cohort_nodes:
+            cohort_nodes[parent_name] = CohortNode(parent_name, {})
+        parent = cohort_nodes[parent_name]
+        cohort_nodes[name].parent = parent
+        parent.child_cohorts.append(cohort_nodes[name])
+
+
+def _deactivate_cycles(cohort_nodes: dict[str, CohortNode], queues: Mapping[str, ClusterQueue]) -> None:
+    """Cut cohorts whose parents loop out of the tree and deactivate their ClusterQueues, as Kueue does."""
+    in_cycle = _cohorts_in_cycles(cohort_nodes)
+    for name in in_cycle:
+        cohort_nodes[name].parent = None
+    for cohort in cohort_nodes.values():
+        cohort.child_cohorts = [c for c in cohort.child_cohorts if c.name not in in_cycle]
+    for queue in queues.values():
+        if queue.parent is not None and queue.parent.name in in_cycle:
+            queue.inactive_reason = f"CohortHasCycle: cohort {queue.parent.name} is part of a cycle"
 
 
 def _cohorts_in_cycles(cohorts: Mapping[str, CohortNode]) -> set[str]:
