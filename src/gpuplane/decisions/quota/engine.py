@@ -27,6 +27,7 @@ from gpuplane.decisions.quota.state import ClusterState, build_cluster_state
 from gpuplane.decisions.quota.workload import Workload, WorkloadPhase
 from gpuplane.model.objects import kueue as api
 from gpuplane.model.objects.core import Namespace
+from gpuplane.model.scenario import parse_duration
 
 __all__ = ["KueueConfig", "KueueEngine", "PendingStatus"]
 
@@ -67,8 +68,8 @@ class KueueConfig:
         afs = None
         if afs_raw is not None:
             afs = AdmissionFairSharingConfig(
-                usage_half_life_seconds=_seconds(afs_raw.get("usageHalfLifeTime", "0s")),
-                usage_sampling_interval_seconds=_seconds(afs_raw.get("usageSamplingInterval", "5m")),
+                usage_half_life_seconds=parse_duration(afs_raw.get("usageHalfLifeTime", "0s")),
+                usage_sampling_interval_seconds=parse_duration(afs_raw.get("usageSamplingInterval", "5m")),
                 resource_weights={str(k): float(v) for k, v in (afs_raw.get("resourceWeights") or {}).items()},
             )
         scheduler = SchedulerConfig(
@@ -79,32 +80,6 @@ class KueueConfig:
             priority_sorting_within_cohort=bool(gates.get("PrioritySortingWithinCohort", True)),
         )
         return cls(fair_sharing=fair_sharing, admission_fair_sharing=afs, scheduler=scheduler)
-
-
-def _seconds(text: object) -> float:
-    """Parse a Go duration such as ``10s``, ``5m`` or ``1h30m``."""
-    value = str(text).strip()
-    if not value:
-        return 0.0
-    total = 0.0
-    number = ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    index = 0
-    while index < len(value):
-        char = value[index]
-        if char.isdigit() or char == ".":
-            number += char
-            index += 1
-            continue
-        unit = "ms" if value[index:index + 2] == "ms" else char
-        if unit not in units or not number:
-            raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h")
-        total += float(number) * units[unit]
-        number = ""
-        index += len(unit)
-    if number:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h: missing unit")
-    return total
 
 
 @dataclass(frozen=True)
