@@ -107,7 +107,9 @@ PolicyEngineOption = Annotated[str, typer.Option(
 @app.command("render")
 def render(
     spec: Annotated[Path, typer.Argument(help="A Platform spec (YAML).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write; it is replaced whole.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=(
+        "Folder to write: a new or empty folder, or one an earlier render wrote, which is replaced whole. "
+        "Its parent folder must exist."))],
     policy_engine: PolicyEngineOption = "vap",
 ) -> None:
     """Render a Platform into one validated kustomize tree per cluster."""
