@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from gpuplane.model.errors import InputError, InputErrors, Location, ManifestError
+from gpuplane.model.field_errors import errors_from_validation
 from gpuplane.model.objects.base import TypedObject
 from gpuplane.model.objects.core import Namespace, Node, PriorityClass
 from gpuplane.model.objects.kueue import (
@@ -198,41 +199,7 @@ def _read_object(document: Document, path: FieldPath, data: Any,
     try:
         return info.model.model_validate(data)
     except ValidationError as error:
-        raise InputErrors(errors_from_validation(error, document, path, kind=kind)) from None
-
-
-def errors_from_validation(error: ValidationError, document: Document | None, path: FieldPath,
-                           *, kind: str, error_type: type[InputError] = ManifestError) -> list[InputError]:
-    """Turn pydantic's errors into located input errors."""
-    found: list[InputError] = []
-    for detail in error.errors(include_url=False):
-        loc = tuple(part for part in detail["loc"] if not _is_union_tag(part))
-        field_path = path + loc
-        location = (document.locate(field_path) if document is not None
-                    else Location(field=format_path(field_path)))
-        location = Location(source=location.source, line=location.line, column=location.column,
-                            field=format_path(field_path))
-        message = detail["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        allowed = None
-        expected = detail.get("ctx", {}).get("expected") if detail.get("ctx") else None
-        if expected:
-            allowed = str(expected)
-        problem = f"Invalid {kind}: {message}."
-        if detail["type"] == "missing":
-            problem = f"Invalid {kind}: the required field is missing."
-        elif detail["type"] == "extra_forbidden":
-            problem = f"Invalid {kind}: unknown field."
-        kwargs: dict[str, Any] = {"problem": problem, "location": location, "allowed": allowed}
-        if detail["type"] not in {"missing"}:
-            kwargs["value"] = detail.get("input")
-        found.append(error_type(**kwargs))
-    return found
-
-
-def _is_union_tag(part: object) -> bool:
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+        raise InputErrors(errors_from_validation(error, document, path, kind=kind, model=info.model)) from None
 
 
 def _unknown_fields(obj: BaseModel) -> Iterator[FieldPath]:

@@ -8,6 +8,7 @@ cluster are simulated the same way.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -19,6 +20,7 @@ from gpuplane.model.manifests import (
     yaml_files,
 )
 from gpuplane.model.platform.generate import generate_cluster_objects
+from gpuplane.model.platform.references import LOADER_CHECKS_REFERENCES, ReferenceProblem, reference_problems
 from gpuplane.model.platform.spec import API_VERSION, Platform
 from gpuplane.model.yamlio import Document, load_documents
 
@@ -49,11 +51,23 @@ def read_platform(document: Document) -> LoadedPlatform:
                         location=document.locate(("apiVersion",)), value=data.get("apiVersion"),
                         allowed=API_VERSION)
     try:
-        platform = Platform.model_validate(data)
+        platform = Platform.model_validate(data, context={LOADER_CHECKS_REFERENCES: True})
     except ValidationError as error:
-        raise InputErrors(errors_from_validation(error, document, (), kind="Platform",
-                                                 error_type=SpecError)) from None
+        raise InputErrors(errors_from_validation(error, document, (), kind="Platform", error_type=SpecError,
+                                                 model=Platform)) from None
+    problems = reference_problems(platform.spec)
+    if problems:
+        raise InputErrors([_located(problem, document) for problem in problems])
     return LoadedPlatform(platform, document)
+
+
+def _located(problem: ReferenceProblem, document: Document) -> SpecError:
+    fields: dict[str, Any] = {"problem": f"Invalid Platform: {problem.message}.",
+                              "location": document.locate(("spec", *problem.path)),
+                              "allowed": problem.allowed, "hint": problem.hint}
+    if problem.has_value:
+        fields["value"] = problem.value
+    return SpecError(**fields)
 
 
 def load_platform(path: Path) -> LoadedPlatform:
