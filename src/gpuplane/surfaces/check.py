@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, run_checks
+from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, is_checked, run_checks
 from gpuplane.model.errors import InputError, InputErrors, Location
 from gpuplane.model.manifests import yaml_files
 from gpuplane.model.platform.layout import render_platform
-from gpuplane.model.platform.load import read_platform
+from gpuplane.model.platform.load import GPUPLANE_KINDS, check_gpuplane_kinds, read_platform
 from gpuplane.model.platform.rendered import Manifest
 from gpuplane.model.yamlio import Document, iter_objects, load_documents
 
@@ -47,49 +47,101 @@ def _finding_from_error(error: InputError) -> Finding:
                    location=error.location)
 
 
-def _spec_input(document: Document) -> tuple[CheckInput, list[Finding]]:
-    """Render a spec in memory; a spec that does not render still gets its spec-level rules."""
+def _spec_input(document: Document, others: list[Document]) -> tuple[CheckInput, list[Finding]]:
+    """Render a spec in memory; a spec that does not render whole still gets its rules run on the rest.
+
+    ``others`` are the other documents of the spec's file, checked as they are.
+    """
     from gpuplane.surfaces.render import validate_tree
 
     loaded = read_platform(document)
     platform = loaded.platform
     check = CheckInput(manifests=[], platform=platform, document=document,
                        kubernetes_version=platform.spec.kubernetes_version)
+    problems: list[InputError] = []
     try:
-        tree = render_platform(platform, document=document)
-        check.manifests = tree.manifests()
+        tree = render_platform(platform, document=document, problems=problems)
+        check.manifests = tree.manifests() + _file_manifests(others)
         validate_tree(tree, platform.spec.kubernetes_version)
     except InputErrors as errors:
-        return check, [_finding_from_error(error) for error in errors.errors]
+        problems.extend(errors.errors)
     except InputError as error:
-        return check, [_finding_from_error(error)]
-    return check, []
+        problems.append(error)
+    return check, [_finding_from_error(error) for error in problems]
 
 
-def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckReport:
-    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it."""
+def _file_manifests(documents: list[Document]) -> list[Manifest]:
+    """Return every object of ``documents`` except gpuplane's own kinds, which are read elsewhere."""
+    manifests = []
+    for document, object_path, data in iter_objects(documents):
+        if isinstance(data, dict) and not (data.get("kind") in GPUPLANE_KINDS
+                                           and str(data.get("apiVersion", "")).startswith("gpuplane.dev/")):
+            manifests.append(Manifest(data=data, document=document, path=object_path))
+    return manifests
+
+
+def _read_documents(path: Path) -> list[Document]:
     if not path.exists():
         raise InputError(problem="The path does not exist.", location=Location(source=str(path)),
                          hint="Pass a Platform spec, a manifest file or a folder of manifests.")
     documents: list[Document] = []
     for file in yaml_files(path):
         documents.extend(load_documents(file))
+    check_gpuplane_kinds(documents)
+    return documents
+
+
+def _reject_empty(path: Path, documents: list[Document]) -> None:
+    """Raise InputError when no document holds a Kubernetes object or a Platform, so nothing would be checked."""
+    for _, _, data in iter_objects(documents):
+        if isinstance(data, dict) and data.get("kind"):
+            return
+    found = "no YAML documents" if not documents else (
+        f"{len(documents)} YAML document{'' if len(documents) == 1 else 's'} without a `kind`")
+    raise InputError(problem=f"Nothing gpuplane can check was found: the input has {found}.",
+                     location=Location(source=str(path)),
+                     allowed="a Platform spec (apiVersion gpuplane.dev/v1alpha1, kind Platform), or Kubernetes "
+                     "objects with apiVersion and kind, one per YAML document or in a kind: List",
+                     hint="Pass the spec or manifest files themselves, or a folder that contains them.")
+
+
+def _unexplained(render_findings: list[Finding], findings: list[Finding]) -> list[Finding]:
+    """Drop render errors that a rule already reports at the same spec field or one below it."""
+    explained = [f.location for f in findings if f.severity is Severity.ERROR and f.location.field]
+    kept = []
+    for finding in render_findings:
+        field = finding.location.field
+        if field and any(location.source == finding.location.source and _within(location.field or "", field)
+                         for location in explained):
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _within(field: str, parent: str) -> bool:
+    return field == parent or field.startswith((parent + ".", parent + "["))
+
+
+def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckReport:
+    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it."""
+    documents = _read_documents(path)
+    _reject_empty(path, documents)
     platforms = [d for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Platform"]
     if platforms:
-        check, render_findings = _spec_input(platforms[0])
+        others = [d for d in documents if d.source == platforms[0].source and d is not platforms[0]]
+        check, render_findings = _spec_input(platforms[0], others)
     else:
-        check, render_findings = CheckInput(manifests=[]), []
-        for document, object_path, data in iter_objects(documents):
-            if isinstance(data, dict):
-                check.manifests.append(Manifest(data=data, document=document, path=object_path))
+        check, render_findings = CheckInput(manifests=_file_manifests(documents)), []
     if kubernetes_version is not None:
         check.kubernetes_version = kubernetes_version
     findings = run_checks(check)
+    render_findings = _unexplained(render_findings, findings)
     if render_findings and not any(f.severity is Severity.ERROR for f in findings):
         # The spec is broken in a way no rule explains: report it as the input error it is.
         raise InputErrors([InputError(problem=f.message, location=f.location, hint=f.fix or None)
                            for f in render_findings])
-    return CheckReport(source=str(path), objects=len(check.manifests), findings=render_findings + findings)
+    objects = sum(1 for manifest in check.manifests if is_checked(manifest, check.kubernetes_version))
+    return CheckReport(source=str(path), objects=objects, findings=render_findings + findings)
 
 
 def exit_code(report: CheckReport, fail_on: str) -> int:
@@ -115,9 +167,13 @@ def _format_text(report: CheckReport) -> str:
         if finding.fix:
             lines.append(f"    fix: {finding.fix}")
     counts = _counts(report)
-    lines.append(f"{report.source}: {report.objects} objects checked, {counts['error']} errors, "
-                 f"{counts['warning']} warnings, {counts['info']} info")
+    lines.append(f"{report.source}: {_plural(report.objects, 'object')} checked, {_plural(counts['error'], 'error')}, "
+                 f"{_plural(counts['warning'], 'warning')}, {counts['info']} info")
     return "\n".join(lines) + "\n"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _finding_json(finding: Finding) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from gpuplane.model.quantity import QuantityError, parse_quantity, resource_amou
 from gpuplane.model.yamlio import Document, FieldPath
 
 __all__ = [
+    "KUBEFLOW_KINDS",
     "CheckInput",
     "Finding",
     "PodTemplate",
@@ -116,6 +117,8 @@ class PodTemplate:
 _SCALABLE = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "LeaderWorkerSet"}
 _KUBEFLOW_REPLICAS = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs", "MPIJob": "mpiReplicaSpecs",
                       "XGBoostJob": "xgbReplicaSpecs", "PaddleJob": "paddleReplicaSpecs", "JAXJob": "jaxReplicaSpecs"}
+KUBEFLOW_KINDS = frozenset(_KUBEFLOW_REPLICAS)
+"""Kubeflow training job kinds (kubeflow.org) whose pod templates the rules read."""
 
 
 def _replicas(value: Any, default: int = 1) -> int:

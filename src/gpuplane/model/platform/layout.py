@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpuplane.model.errors import Location, SpecError
+from gpuplane.model.errors import InputError, Location, SpecError
 from gpuplane.model.inventory import device_classes
 from gpuplane.model.objects.core import Node
 from gpuplane.model.platform.generate import generate_cluster_objects
@@ -95,12 +95,16 @@ def _sort_key(manifest: Manifest) -> tuple[int, str, str]:
     return order, manifest.namespace or "", manifest.name
 
 
-def render_platform(platform: Platform, *, document: Document | None = None,
-                    engine: PolicyEngine = "vap") -> RenderedTree:
-    """Return every file of the rendered tree of ``platform``."""
+def render_platform(platform: Platform, *, document: Document | None = None, engine: PolicyEngine = "vap",
+                    problems: list[InputError] | None = None) -> RenderedTree:
+    """Return every file of the rendered tree of ``platform``.
+
+    With a ``problems`` list, a tenant whose ClusterQueue is invalid is
+    recorded there and rendered without its queues, instead of raising.
+    """
     files: dict[str, RenderedFile] = {}
     for cluster in platform.spec.clusters:
-        _render_cluster(files, platform, cluster, document, engine)
+        _render_cluster(files, platform, cluster, document, engine, problems)
     return RenderedTree([files[path] for path in sorted(files)])
 
 
@@ -109,7 +113,7 @@ def _add(files: dict[str, RenderedFile], path: str, manifest: Manifest) -> None:
 
 
 def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
-                    document: Document | None, engine: PolicyEngine) -> None:
+                    document: Document | None, engine: PolicyEngine, problems: list[InputError] | None) -> None:
     root = cluster.name
     tenants = [(index, tenant) for index, tenant in enumerate(platform.spec.tenants)
                if (tenant.cluster or platform.spec.clusters[0].name) == cluster.name]
@@ -117,7 +121,8 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
     for index, tenant in tenants:
         _check_vcluster(tenant, index, document)
 
-    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=False)
+    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=False,
+                                         problems=problems)
     for obj in generated.objects:
         if isinstance(obj, Node):
             continue
@@ -147,21 +152,23 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
         if tenant.isolation == "vcluster":
             _add_vcluster(files, root, tenant, cluster)
 
-    _add_simulation_inventory(files, platform, cluster, document)
+    _add_simulation_inventory(files, platform, cluster, document, problems is not None)
     for file in files.values():
         file.manifests.sort(key=_sort_key)
     _add_kustomizations(files, root)
 
 
 def _add_simulation_inventory(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
-                              document: Document | None) -> None:
+                              document: Document | None, collect_problems: bool) -> None:
     """Write the cluster's nodes and device slices under ``simulation/``, outside every kustomization.
 
     Nodes join a cluster on their own and drivers publish ResourceSlices, so
     neither is applied; gpuplane simulate reads them so that simulating the
     rendered folder gives the same results as simulating the spec.
     """
-    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=True)
+    # Problems were recorded by the first generation of this cluster; the second only adds the inventory.
+    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=True,
+                                         problems=[] if collect_problems else None)
     for obj in generated.objects:
         if obj.kind not in ("Node", "ResourceSlice"):
             continue
