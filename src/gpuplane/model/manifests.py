@@ -47,6 +47,7 @@ __all__ = [
     "load_objects",
     "objects_from_documents",
     "register_kind",
+    "typed_object",
     "yaml_files",
 ]
 
@@ -200,6 +201,27 @@ def _read_object(document: Document, path: FieldPath, data: Any,
         return info.model.model_validate(data)
     except ValidationError as error:
         raise InputErrors(errors_from_validation(error, document, path, kind=kind, model=info.model)) from None
+
+
+def typed_object(data: dict[str, Any]) -> TypedObject | None:
+    """Return ``data`` as its typed model, converted to the version gpuplane models.
+
+    Returns None for a kind or version gpuplane does not read, and for an
+    object that is invalid, which the caller reports (or not) on its own.
+    """
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return None
+    group, version = _split_api_version(api_version)
+    info = _KINDS.get((group, kind))
+    if info is None or version not in info.versions:
+        return None
+    if info.convert is not None:
+        data = info.convert(version, data)
+    try:
+        return info.model.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def _unknown_fields(obj: BaseModel) -> Iterator[FieldPath]:

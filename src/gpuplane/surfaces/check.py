@@ -23,6 +23,7 @@ from gpuplane.model.manifests import yaml_files
 from gpuplane.model.platform.layout import render_platform
 from gpuplane.model.platform.load import GPUPLANE_KINDS, check_gpuplane_kinds, read_platform
 from gpuplane.model.platform.rendered import Manifest
+from gpuplane.model.scenario import load_scenario
 from gpuplane.model.yamlio import Document, iter_objects, load_documents
 
 __all__ = ["FAIL_ON", "FORMATS", "CheckReport", "check_path", "exit_code", "format_report"]
@@ -92,7 +93,7 @@ def _read_documents(path: Path) -> list[Document]:
 
 
 def _reject_empty(path: Path, documents: list[Document]) -> None:
-    """Raise InputError when no document holds a Kubernetes object or a Platform, so nothing would be checked."""
+    """Raise InputError when no document contains a Kubernetes object or a Platform, so nothing would be checked."""
     for _, _, data in iter_objects(documents):
         if isinstance(data, dict) and data.get("kind"):
             return
@@ -122,10 +123,28 @@ def _within(field: str, parent: str) -> bool:
     return field == parent or field.startswith((parent + ".", parent + "["))
 
 
-def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckReport:
-    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it."""
+def _device_class_mappings(documents: list[Document], scenario: Path | None) -> dict[str, tuple[str, ...]]:
+    """Return Kueue's deviceClassMappings from ``scenario``, or from the one Scenario among ``documents``."""
+    if scenario is None:
+        sources = {d.source for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Scenario"
+                   and str(d.data.get("apiVersion", "")).startswith("gpuplane.dev/")}
+        if len(sources) != 1:
+            return {}
+        scenario = Path(sources.pop())
+    mappings = load_scenario(scenario).spec.kueue.resources.device_class_mappings
+    return {mapping.name: tuple(mapping.device_class_names) for mapping in mappings}
+
+
+def check_path(path: Path, *, kubernetes_version: str | None = None, scenario: Path | None = None) -> CheckReport:
+    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it.
+
+    ``scenario`` is a Scenario file whose Kueue deviceClassMappings tell which
+    devices a quota resource counts. Without it, a single Scenario document
+    in ``path`` is used.
+    """
     documents = _read_documents(path)
     _reject_empty(path, documents)
+    mappings = _device_class_mappings(documents, scenario)
     platforms = [d for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Platform"]
     if platforms:
         others = [d for d in documents if d.source == platforms[0].source and d is not platforms[0]]
@@ -134,6 +153,7 @@ def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckRep
         check, render_findings = CheckInput(manifests=_file_manifests(documents)), []
     if kubernetes_version is not None:
         check.kubernetes_version = kubernetes_version
+    check.device_class_mappings = mappings
     findings = run_checks(check)
     render_findings = _unexplained(render_findings, findings)
     if render_findings and not any(f.severity is Severity.ERROR for f in findings):

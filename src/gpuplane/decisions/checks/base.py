@@ -59,6 +59,8 @@ class CheckInput:
     platform: Platform | None = None
     document: Document | None = None
     kubernetes_version: str = "1.35"
+    device_class_mappings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Kueue's ``resources.deviceClassMappings``: quota resource name to the DeviceClasses charged as it."""
 
     def of_kind(self, *kinds: str) -> list[Manifest]:
         return [manifest for manifest in self.manifests if manifest.kind in kinds]

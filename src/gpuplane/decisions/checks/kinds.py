@@ -24,9 +24,10 @@ _RULE_KINDS: dict[str, frozenset[str]] = {
     "jobset.x-k8s.io": frozenset({"JobSet"}),
     "leaderworkerset.x-k8s.io": frozenset({"LeaderWorkerSet"}),
     "kubeflow.org": KUBEFLOW_KINDS,
-    # A kustomization is a build file, not an object, and belongs in every rendered folder.
-    "kustomize.config.k8s.io": frozenset({"Kustomization"}),
 }
+# A kustomization is a build file, not an object: every rendered folder has them, so they are
+# skipped without a warning, and not counted as checked.
+_BUILD_FILES = {"kustomize.config.k8s.io": frozenset({"Kustomization"})}
 # Kinds a misspelt kind is compared with, to suggest the one that was meant.
 _COMMON_KINDS = (
     "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Service", "ConfigMap",
@@ -52,10 +53,14 @@ def is_checked(manifest: Manifest, kubernetes_version: str) -> bool:
     return has_schema(manifest.api_version, manifest.kind, kubernetes_version)
 
 
+def _is_build_file(manifest: Manifest) -> bool:
+    return manifest.kind in _BUILD_FILES.get(manifest.api_version.rpartition("/")[0], frozenset())
+
+
 def _unchecked_kinds(check: CheckInput) -> Iterator[Finding]:
     groups: dict[tuple[str, str], list[Manifest]] = {}
     for manifest in check.manifests:
-        if not manifest.generated and not is_checked(manifest, check.kubernetes_version):
+        if not (manifest.generated or _is_build_file(manifest) or is_checked(manifest, check.kubernetes_version)):
             groups.setdefault((manifest.kind, manifest.api_version), []).append(manifest)
     for (kind, api_version), manifests in sorted(groups.items()):
         count = len(manifests)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity, amount, selector_matches
+from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity, amount
+from gpuplane.decisions.checks.hardware import ClusterHardware
 from gpuplane.model.errors import Location
 from gpuplane.model.platform.rendered import Manifest
 from gpuplane.model.quantity import format_amount
@@ -112,40 +113,45 @@ def _local_queue_target(check: CheckInput) -> Iterator[Finding]:
                              manifest.locate(("spec", "clusterQueue")), manifest=manifest)
 
 
-def _node_capacity(check: CheckInput, cluster: str | None, node_labels: dict[str, Any], resource: str) -> int:
-    total = 0
-    for node in check.of_kind("Node"):
-        if node.cluster != cluster or not selector_matches({"matchLabels": node_labels}, node.labels):
+def _nominal_by_flavor(check: CheckInput, cluster: str | None) -> dict[tuple[str, str], int]:
+    """Return the nominal quotas of all ClusterQueues and Cohorts of ``cluster``, by (flavor, resource)."""
+    nominal: dict[tuple[str, str], int] = {}
+    for manifest in check.of_kind("ClusterQueue", "Cohort"):
+        if manifest.cluster != cluster:
             continue
-        allocatable = node.get("status", "allocatable") or node.get("status", "capacity") or {}
-        value = amount(resource, allocatable.get(resource)) if resource in allocatable else None
-        total += value or 0
-    return total
+        for flavor, resource, entry, _ in _quota_entries(manifest):
+            nominal[(flavor, resource)] = nominal.get((flavor, resource), 0) + (
+                amount(resource, entry.get("nominalQuota")) or 0)
+    return nominal
 
 
 def _nominal_over_hardware(check: CheckInput) -> Iterator[Finding]:
-    clusters = sorted({str(node.cluster) for node in check.of_kind("Node")})
-    for cluster in clusters:
-        nominal: dict[tuple[str, str], int] = {}
-        for manifest in check.of_kind("ClusterQueue", "Cohort"):
-            if str(manifest.cluster) != cluster:
+    for cluster in sorted({node.cluster for node in check.of_kind("Node")}, key=str):
+        hardware = ClusterHardware(check, cluster)
+        flavors = {m.name: m for m in check.of_kind("ResourceFlavor") if m.cluster == cluster}
+        uncompared: dict[str, list[str]] = {}
+        for (flavor, resource), total in sorted(_nominal_by_flavor(check, cluster).items()):
+            if flavor not in flavors or resource == "pods" or total == 0:
                 continue
-            for flavor, resource, entry, _ in _quota_entries(manifest):
-                nominal[(flavor, resource)] = nominal.get((flavor, resource), 0) + (
-                    amount(resource, entry.get("nominalQuota")) or 0)
-        flavors = {m.name: m for m in check.of_kind("ResourceFlavor") if str(m.cluster) == cluster}
-        for (flavor, resource), total in sorted(nominal.items()):
-            if flavor not in flavors or resource == "pods":
-                continue
-            labels = flavors[flavor].get("spec", "nodeLabels") or {}
-            capacity = _node_capacity(check, None if cluster == "None" else cluster, labels, resource)
-            if total > capacity:
+            capacity = hardware.capacity(flavors[flavor].get("spec", "nodeLabels") or {}, resource)
+            if capacity is None:
+                uncompared.setdefault(resource, []).append(flavor)
+            elif total > capacity:
                 yield Q4.finding(
                     f"Nominal quotas in flavor {flavor} add up to {format_amount(resource, total)} {resource}, "
                     f"but its nodes have {format_amount(resource, capacity)}; queues cannot all get their "
                     "nominal quota at once.",
                     "Lower nominal quotas, add nodes to the flavor, or accept the overcommit knowingly.",
                     flavors[flavor].locate(), manifest=flavors[flavor])
+        for resource, names in sorted(uncompared.items()):
+            first = flavors[names[0]]
+            yield Q4.finding(
+                f"Nominal quotas of {resource} in flavor{'' if len(names) == 1 else 's'} {', '.join(names)} cannot "
+                "be compared with the hardware: no node advertises the resource and no known DeviceClass is "
+                "mapped to it, while the cluster publishes DRA devices.",
+                "Pass the Scenario whose kueue.resources.deviceClassMappings maps the resource to DeviceClasses "
+                "(--scenario), so that its devices are counted.",
+                first.locate(), manifest=first, severity=Severity.INFO)
 
 
 def _queue_ceiling(manifest: Manifest, resource: str) -> tuple[int, bool]:

@@ -10,6 +10,8 @@
     <cluster>/vclusters/<tenant>/         Helm values of a hard tenant's virtual cluster and a
                                           kustomization that inflates the chart (needs --enable-helm)
     <cluster>/job-templates/<tenant>/     golden-path Jobs, suspended; not in any kustomization
+    <cluster>/simulation/                 Nodes, ResourceSlices and driver DeviceClasses for simulate
+                                          and check; not in any kustomization
 
 Nodes are not rendered: they join a cluster on their own. File names and the
 order of objects in a file depend only on the spec, so the same spec always
@@ -56,6 +58,7 @@ _FILE_OF_KIND = {
     "ValidatingAdmissionPolicy": "guardrails.yaml", "ValidatingAdmissionPolicyBinding": "guardrails.yaml",
     "ValidatingPolicy": "guardrails.yaml", "ResourceClaimTemplate": "resourceclaimtemplates.yaml",
 }
+_INVENTORY_FILES = {"Node": "nodes.yaml", "ResourceSlice": "resourceslices.yaml", "DeviceClass": "deviceclasses.yaml"}
 # The DRA driver that publishes the devices of each extended resource's vendor.
 _DRIVERS = {"nvidia.com/gpu": "gpu.nvidia.com", "amd.com/gpu": "gpu.amd.com"}
 _KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
@@ -160,23 +163,26 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
 
 def _add_simulation_inventory(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
                               document: Document | None, collect_problems: bool) -> None:
-    """Write the cluster's nodes and device slices under ``simulation/``, outside every kustomization.
+    """Write the cluster's nodes and devices under ``simulation/``, outside every kustomization.
 
-    Nodes join a cluster on their own and drivers publish ResourceSlices, so
-    neither is applied; gpuplane simulate reads them so that simulating the
-    rendered folder gives the same results as simulating the spec.
+    Nodes join a cluster on their own, drivers publish ResourceSlices and
+    their Helm charts install DeviceClasses, so none of them is applied;
+    gpuplane simulate and check read them so that the rendered folder gives
+    the same results as the spec. A DeviceClass a tenant may use is already
+    in ``platform/`` and is not written twice.
     """
     # Problems were recorded by the first generation of this cluster; the second only adds the inventory.
     generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=True,
                                          problems=[] if collect_problems else None)
+    applied = files.get(f"{cluster.name}/platform/{_FILE_OF_KIND['DeviceClass']}")
+    applied_classes = {manifest.name for manifest in applied.manifests} if applied is not None else set()
     for obj in generated.objects:
-        if obj.kind not in ("Node", "ResourceSlice"):
+        if obj.kind not in _INVENTORY_FILES or (obj.kind == "DeviceClass" and obj.metadata.name in applied_classes):
             continue
         location = generated.locations.get(id(obj))
         path = parse_field(location.field) if location is not None else ()
         manifest = manifest_from_object(obj, document=document, path=path, cluster=cluster.name)
-        name = "nodes.yaml" if obj.kind == "Node" else "resourceslices.yaml"
-        _add(files, f"{cluster.name}/simulation/{name}", manifest)
+        _add(files, f"{cluster.name}/simulation/{_INVENTORY_FILES[obj.kind]}", manifest)
 
 
 def _check_vcluster(tenant: Tenant, index: int, document: Document | None) -> None:
