@@ -154,19 +154,55 @@ def _nominal_over_hardware(check: CheckInput) -> Iterator[Finding]:
                 first.locate(), manifest=first, severity=Severity.INFO)
 
 
-def _queue_ceiling(manifest: Manifest, resource: str) -> tuple[int, bool]:
-    """Return (nominal plus finite borrowing limits, whether borrowing is unlimited) for ``resource``."""
-    total, unlimited = 0, False
-    in_cohort = bool(manifest.get("spec", "cohortName"))
-    for _, name, entry, _ in _quota_entries(manifest):
+def _cohort_root(parents: dict[str, str], name: str) -> str:
+    seen: set[str] = set()
+    while name in parents and name not in seen:
+        seen.add(name)
+        name = parents[name]
+    return name
+
+
+def _cohort_totals(check: CheckInput, cluster: str | None) -> tuple[dict[str, str], dict[tuple[str, str, str], int]]:
+    """Return each cohort's root, and the nominal quota of each (root, flavor, resource) in ``cluster``.
+
+    A cohort tree's total counts the quotas of its ClusterQueues and of its Cohort objects.
+    """
+    parents = {m.name: str(m.get("spec", "parentName")) for m in check.of_kind("Cohort")
+               if m.cluster == cluster and m.get("spec", "parentName")}
+    totals: dict[tuple[str, str, str], int] = {}
+    for manifest in check.of_kind("ClusterQueue", "Cohort"):
+        cohort = manifest.name if manifest.kind == "Cohort" else manifest.get("spec", "cohortName")
+        if manifest.cluster != cluster or not cohort:
+            continue
+        root = _cohort_root(parents, str(cohort))
+        for flavor, resource, entry, _ in _quota_entries(manifest):
+            key = (root, flavor, resource)
+            totals[key] = totals.get(key, 0) + (amount(resource, entry.get("nominalQuota")) or 0)
+    return parents, totals
+
+
+def _queue_ceiling(check: CheckInput, manifest: Manifest, resource: str) -> int:
+    """Return the most of ``resource`` Kueue can admit for a ClusterQueue, borrowing included.
+
+    In a cohort, each flavor reaches at most the cohort tree's nominal quota,
+    and at most its own nominal quota plus its borrowing limit. This is the
+    ceiling gpuplane derives namespace quotas from.
+    """
+    cohort = manifest.get("spec", "cohortName")
+    parents, totals = _cohort_totals(check, manifest.cluster) if cohort else ({}, {})
+    ceiling = 0
+    for flavor, name, entry, _ in _quota_entries(manifest):
         if name != resource:
             continue
-        total += amount(resource, entry.get("nominalQuota")) or 0
-        if in_cohort and "borrowingLimit" not in entry:
-            unlimited = True
-        elif in_cohort:
-            total += amount(resource, entry.get("borrowingLimit")) or 0
-    return total, unlimited
+        nominal = amount(resource, entry.get("nominalQuota")) or 0
+        if not cohort:
+            ceiling += nominal
+            continue
+        reachable = max(nominal, totals.get((_cohort_root(parents, str(cohort)), flavor, resource), 0))
+        if "borrowingLimit" in entry:
+            reachable = min(reachable, nominal + (amount(resource, entry.get("borrowingLimit")) or 0))
+        ceiling += reachable
+    return ceiling
 
 
 def _queue_over_namespace_quota(check: CheckInput) -> Iterator[Finding]:
@@ -181,19 +217,18 @@ def _queue_over_namespace_quota(check: CheckInput) -> Iterator[Finding]:
         resources = {name for _, name, _, _ in _quota_entries(queue)}
         for resource in sorted(resources):
             key = _QUOTA_KEYS.get(resource) or (f"requests.{resource}" if "/" in resource else "")
-            ceiling, unlimited = _queue_ceiling(queue, resource)
+            ceiling = _queue_ceiling(check, queue, resource)
             for quota in quotas.get(local.namespace or "", []):
                 hard = quota.get("spec", "hard") or {}
                 limit = amount(resource, hard.get(key)) if key in hard else None
                 if limit is None or limit >= ceiling:
                     continue
-                reach = "at least " if unlimited else ""
                 yield Q5.finding(
-                    f"{queue.ref} can admit {reach}{format_amount(resource, ceiling)} {resource} for namespace "
+                    f"{queue.ref} can admit {format_amount(resource, ceiling)} {resource} for namespace "
                     f"{local.namespace}, but {quota.ref} allows {hard.get(key)}; admitted workloads will have "
                     "their pods rejected by the quota.",
-                    f"Raise {key} in {quota.ref} to the ClusterQueue's nominal quota plus borrowing limit, "
-                    "or let gpuplane derive it.",
+                    f"Raise {key} in {quota.ref} to what the ClusterQueue can reach (its nominal quota plus "
+                    "what it can borrow from its cohort), or let gpuplane derive it.",
                     quota.locate(("spec", "hard", key)), manifest=quota)
 
 
