@@ -221,3 +221,14 @@ def test_kustomizations_list_every_file(tmp_path: Path) -> None:
             listed = set(document.data["resources"])
             present = {p.name for p in kustomization.parent.glob("*.yaml")} - {"kustomization.yaml"}
             assert listed == present
+
+
+def test_university_readme_numbers_match_render(tmp_path: Path) -> None:
+    spec = EXAMPLES / "university" / "platform.yaml"
+    vap = render_spec(spec, tmp_path / "vap")
+    kyverno = render_spec(spec, tmp_path / "kyverno", engine="kyverno")
+    text = " ".join((EXAMPLES / "university" / "README.md").read_text().split())
+    assert f"`render` writes {vap.files} files" in text
+    assert f"validates {vap.validated} objects with the default" in text
+    assert f"{vap.objects['Node']} of them the Nodes" in text
+    assert f"the same {kyverno.files} files and validates {kyverno.validated} objects" in text

@@ -168,3 +168,17 @@ def test_model_still_checks_references() -> None:
     tenant(platform)["priorityClass"] = "urgent"
     with pytest.raises(ValueError, match="uses priority class 'urgent', which is not defined"):
         Platform.model_validate(platform)
+
+
+def test_unchosen_cluster_lists_clusters(tmp_path: Path) -> None:
+    from gpuplane.model.errors import SpecError
+    from gpuplane.model.platform.load import load_platform_objects
+
+    platform = base_platform()
+    platform["spec"]["clusters"].append({"name": "lab2", "nodePools": []})
+    tenant(platform)["cluster"] = "lab"
+    with pytest.raises(SpecError) as caught:
+        load_platform_objects(write_spec(tmp_path, platform))
+    assert caught.value.problem == "The platform has 2 clusters (lab, lab2), and none was chosen."
+    assert caught.value.allowed == "lab, lab2"
+    assert caught.value.hint == "Name one of the allowed clusters (simulate --cluster NAME)."

@@ -67,8 +67,11 @@ def generate_cluster_objects(platform: Platform, cluster_name: str | None = None
     try:
         cluster = spec.cluster(cluster_name)
     except ValueError as error:
-        raise SpecError(problem=f"{error}.", location=Location(source=document.source if document else None,
-                                                               field="spec.clusters")) from None
+        message = str(error)
+        raise SpecError(problem=f"{message[:1].upper()}{message[1:]}.",
+                        location=Location(source=document.source if document else None, field="spec.clusters"),
+                        allowed=", ".join(c.name for c in spec.clusters),
+                        hint="Name one of the allowed clusters (simulate --cluster NAME).") from None
     result = ObjectSet()
     cluster_index = spec.clusters.index(cluster)
     _add_flavors(result, platform, cluster, document, cluster_index)

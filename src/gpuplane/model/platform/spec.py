@@ -390,15 +390,15 @@ class PlatformSpec(SpecModel):
 
     def cluster(self, name: str | None = None) -> ClusterSpec:
         """Return the named cluster, or the only one."""
+        names = ", ".join(c.name for c in self.clusters)
         if name is None:
             if len(self.clusters) != 1:
-                raise ValueError(f"the platform has {len(self.clusters)} clusters; choose one of "
-                                 f"{[c.name for c in self.clusters]}")
+                raise ValueError(f"the platform has {len(self.clusters)} clusters ({names}), and none was chosen")
             return self.clusters[0]
         for cluster in self.clusters:
             if cluster.name == name:
                 return cluster
-        raise ValueError(f"cluster {name!r} is not defined; defined: {[c.name for c in self.clusters]}")
+        raise ValueError(f"cluster {name!r} is not defined; defined clusters: {names}")
 
     def tenants_of(self, cluster: str) -> list[Tenant]:
         return [t for t in self.tenants if (t.cluster or self.clusters[0].name) == cluster]
