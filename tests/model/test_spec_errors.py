@@ -182,3 +182,17 @@ def test_unchosen_cluster_lists_clusters(tmp_path: Path) -> None:
     assert caught.value.problem == "The platform has 2 clusters (lab, lab2), and none was chosen."
     assert caught.value.allowed == "lab, lab2"
     assert caught.value.hint == "Name one of the allowed clusters (simulate --cluster NAME)."
+
+
+@pytest.mark.parametrize(("change", "hint"), [
+    (lambda p: tenant(p)["quotas"][0]["resources"]["cpu"].update(nominalQuota="8x"),
+     "Write a Kubernetes quantity, such as 8, 500m, 16Gi or 1e3."),
+    (lambda p: p["spec"]["clusters"][0]["nodePools"][0]["gpu"].update(count=-8), "Use a value of at least 0."),
+    (lambda p: tenant(p).update(isolation="hard"), "Use one of the allowed values."),
+    (lambda p: tenant(p).update(maxGpusPerPod="eight"), "Write a whole number, such as 8."),
+])
+def test_value_errors_have_fix(change: Any, hint: str, tmp_path: Path) -> None:
+    platform = base_platform()
+    change(platform)
+    _, [error] = _errors(tmp_path, platform)
+    assert error.hint == hint

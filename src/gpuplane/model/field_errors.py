@@ -18,14 +18,15 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from gpuplane.model.errors import InputError, Location, ManifestError
+from gpuplane.model.quantity import QuantityError
 from gpuplane.model.yamlio import Document, FieldPath, format_path
 
 __all__ = ["MAX_VALUE_CHARS", "ValueSummary", "errors_from_validation"]
 
 MAX_VALUE_CHARS = 200
-"""Longest repr of a mapping or list printed as a value; a longer one is summarised."""
+"""Maximum length of the repr of a mapping or list printed as a value; a longer one is summarised."""
 
-# What to write instead, by pydantic error type, for errors whose message does not say it.
+# Fix lines by pydantic error type, for errors whose message does not say what to write instead.
 _TYPE_HINTS = {
     "int_type": "Write a whole number, such as 8.",
     "int_parsing": "Write a whole number, such as 8.",
@@ -67,7 +68,7 @@ def errors_from_validation(error: ValidationError, document: Document | None, pa
     found: list[InputError] = []
     for loc, detail in details:
         if detail["type"] == "missing" and loc in renamed:
-            continue  # reported with the misspelt field that was meant to be it
+            continue  # the misspelt field's error already names this field
         location = _locate(document, path + loc)
         found.append(_error(detail, loc, location, kind, error_type, model, suggestions.get(loc)))
     return found
@@ -98,11 +99,29 @@ def _error(detail: ErrorDetails, loc: FieldPath, location: Location, kind: str, 
             fields["allowed"] = ", ".join(known)
         fields["hint"] = (f"Did you mean {suggestion}? Rename the field." if suggestion is not None
                           else "Remove the field, or rename it to one of the allowed fields.")
+    elif _is_quantity_error(detail):
+        fields["hint"] = "Write a Kubernetes quantity, such as 8, 500m, 16Gi or 1e3."
     else:
-        fields["hint"] = _TYPE_HINTS.get(detail["type"])
+        fields["hint"] = _TYPE_HINTS.get(detail["type"]) or _bound_hint(detail)
     if detail["type"] != "missing":
         fields["value"] = _short_value(detail.get("input"))
     return error_type(**fields)
+
+
+_BOUNDS = {"greater_than_equal": ("ge", "of at least"), "greater_than": ("gt", "above"),
+           "less_than_equal": ("le", "of at most"), "less_than": ("lt", "below")}
+
+
+def _bound_hint(detail: ErrorDetails) -> str | None:
+    if detail["type"] not in _BOUNDS:
+        return None
+    key, words = _BOUNDS[detail["type"]]
+    return f"Use a value {words} {(detail.get('ctx') or {}).get(key)}."
+
+
+def _is_quantity_error(detail: ErrorDetails) -> bool:
+    error = (detail.get("ctx") or {}).get("error")
+    return isinstance(error, QuantityError) or isinstance(getattr(error, "__cause__", None), QuantityError)
 
 
 def _message(detail: ErrorDetails) -> str:
