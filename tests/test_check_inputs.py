@@ -146,3 +146,10 @@ def test_summary_line_counts_in_singular(tmp_path: Path, monkeypatch: pytest.Mon
     code, out, _ = _main(monkeypatch, capsys, "check", str(tmp_path))
     assert code == 1
     assert out.splitlines()[-1] == f"{tmp_path}: 1 object checked, 1 error, 0 warnings, 0 info"
+
+
+def test_lone_scenario_is_nothing_to_check(tmp_path: Path) -> None:
+    (tmp_path / "scenario.yaml").write_text("apiVersion: gpuplane.dev/v1alpha1\nkind: Scenario\n"
+                                            "metadata: {name: s}\nspec: {}\n")
+    with pytest.raises(InputError, match="the input has only a Scenario"):
+        check_path(tmp_path)

@@ -71,12 +71,20 @@ def _spec_input(document: Document, others: list[Document]) -> tuple[CheckInput,
     return check, [_finding_from_error(error) for error in problems]
 
 
+def _is_gpuplane_kind(data: object, kinds: tuple[str, ...] = GPUPLANE_KINDS) -> bool:
+    return (isinstance(data, dict) and data.get("kind") in kinds
+            and str(data.get("apiVersion", "")).startswith("gpuplane.dev/"))
+
+
+def _is_scenario(data: object) -> bool:
+    return _is_gpuplane_kind(data, ("Scenario",))
+
+
 def _file_manifests(documents: list[Document]) -> list[Manifest]:
     """Return every object of ``documents`` except gpuplane's own kinds, which are read elsewhere."""
     manifests = []
     for document, object_path, data in iter_objects(documents):
-        if isinstance(data, dict) and not (data.get("kind") in GPUPLANE_KINDS
-                                           and str(data.get("apiVersion", "")).startswith("gpuplane.dev/")):
+        if isinstance(data, dict) and not _is_gpuplane_kind(data):
             manifests.append(Manifest(data=data, document=document, path=object_path))
     return manifests
 
@@ -94,11 +102,18 @@ def _read_documents(path: Path) -> list[Document]:
 
 def _reject_empty(path: Path, documents: list[Document]) -> None:
     """Raise InputError when no document contains a Kubernetes object or a Platform, so nothing would be checked."""
+    scenarios = 0
     for _, _, data in iter_objects(documents):
-        if isinstance(data, dict) and data.get("kind"):
+        if _is_scenario(data):
+            scenarios += 1
+        elif isinstance(data, dict) and data.get("kind"):
             return
-    found = "no YAML documents" if not documents else (
-        f"{len(documents)} YAML document{'' if len(documents) == 1 else 's'} without a `kind`")
+    if scenarios:
+        found = "only a Scenario, which simulate reads and check uses for Q4 alone"
+    elif documents:
+        found = f"{len(documents)} YAML document{'' if len(documents) == 1 else 's'} without a `kind`"
+    else:
+        found = "no YAML documents"
     raise InputError(problem=f"Nothing gpuplane can check was found: the input has {found}.",
                      location=Location(source=str(path)),
                      allowed="a Platform spec (apiVersion gpuplane.dev/v1alpha1, kind Platform), or Kubernetes "
@@ -126,8 +141,7 @@ def _within(field: str, parent: str) -> bool:
 def _device_class_mappings(documents: list[Document], scenario: Path | None) -> dict[str, tuple[str, ...]]:
     """Return Kueue's deviceClassMappings from ``scenario``, or from the one Scenario among ``documents``."""
     if scenario is None:
-        sources = {d.source for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Scenario"
-                   and str(d.data.get("apiVersion", "")).startswith("gpuplane.dev/")}
+        sources = {d.source for d in documents if _is_scenario(d.data)}
         if len(sources) != 1:
             return {}
         scenario = Path(sources.pop())
