@@ -48,10 +48,12 @@ def _finding_from_error(error: InputError) -> Finding:
                    location=error.location)
 
 
-def _spec_input(document: Document, others: list[Document]) -> tuple[CheckInput, list[Finding]]:
+def _spec_input(document: Document, others: list[Document]) -> tuple[CheckInput, list[Finding], list[Finding]]:
     """Render a spec in memory; a spec that does not render whole still gets its rules run on the rest.
 
     ``others`` are the other documents of the spec's file, checked as they are.
+    Returns the input, the tenants whose ClusterQueue is invalid, and the other
+    render errors, each as S1 findings.
     """
     from gpuplane.surfaces.render import validate_tree
 
@@ -59,16 +61,17 @@ def _spec_input(document: Document, others: list[Document]) -> tuple[CheckInput,
     platform = loaded.platform
     check = CheckInput(manifests=[], platform=platform, document=document,
                        kubernetes_version=platform.spec.kubernetes_version)
+    invalid_queues: list[InputError] = []
     problems: list[InputError] = []
     try:
-        tree = render_platform(platform, document=document, problems=problems)
+        tree = render_platform(platform, document=document, problems=invalid_queues)
         check.manifests = tree.manifests() + _file_manifests(others)
         validate_tree(tree, platform.spec.kubernetes_version)
     except InputErrors as errors:
         problems.extend(errors.errors)
     except InputError as error:
         problems.append(error)
-    return check, [_finding_from_error(error) for error in problems]
+    return check, [_finding_from_error(e) for e in invalid_queues], [_finding_from_error(e) for e in problems]
 
 
 def _is_gpuplane_kind(data: object, kinds: tuple[str, ...] = GPUPLANE_KINDS) -> bool:
@@ -121,11 +124,11 @@ def _reject_empty(path: Path, documents: list[Document]) -> None:
                      hint="Pass the spec or manifest files themselves, or a folder that contains them.")
 
 
-def _unexplained(render_findings: list[Finding], findings: list[Finding]) -> list[Finding]:
-    """Drop render errors that a rule already reports at the same spec field or one below it."""
+def _unexplained(queue_findings: list[Finding], findings: list[Finding]) -> list[Finding]:
+    """Drop invalid-ClusterQueue errors when a rule reports an error in the same tenant (K1 for limits)."""
     explained = [f.location for f in findings if f.severity is Severity.ERROR and f.location.field]
     kept = []
-    for finding in render_findings:
+    for finding in queue_findings:
         field = finding.location.field
         if field and any(location.source == finding.location.source and _within(location.field or "", field)
                          for location in explained):
@@ -162,14 +165,14 @@ def check_path(path: Path, *, kubernetes_version: str | None = None, scenario: P
     platforms = [d for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Platform"]
     if platforms:
         others = [d for d in documents if d.source == platforms[0].source and d is not platforms[0]]
-        check, render_findings = _spec_input(platforms[0], others)
+        check, queue_findings, render_findings = _spec_input(platforms[0], others)
     else:
-        check, render_findings = CheckInput(manifests=_file_manifests(documents)), []
+        check, queue_findings, render_findings = CheckInput(manifests=_file_manifests(documents)), [], []
     if kubernetes_version is not None:
         check.kubernetes_version = kubernetes_version
     check.device_class_mappings = mappings
     findings = run_checks(check)
-    render_findings = _unexplained(render_findings, findings)
+    render_findings = _unexplained(queue_findings, findings) + render_findings
     if render_findings and not any(f.severity is Severity.ERROR for f in findings):
         # The spec is broken in a way no rule explains: report it as the input error it is.
         raise InputErrors([InputError(problem=f.message, location=f.location, hint=f.fix or None)
