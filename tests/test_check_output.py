@@ -35,7 +35,7 @@ def test_text_names_file_line_rule_and_fix(broken_spec: Path) -> None:
     assert f"{broken_spec}:" in text
     assert "error Q1:" in text
     assert "fix: Rename the key to requests.nvidia.com/gpu." in text
-    assert "1 errors, 1 warnings, 1 info" in text
+    assert "1 error, 1 warning, 1 info" in text
 
 
 def test_json_findings(broken_spec: Path) -> None:

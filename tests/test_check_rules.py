@@ -259,6 +259,9 @@ MANIFEST_CASES: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = [
      [{"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "top"}, "value": 1000}]),
     ("S1", [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}, "spec": {"bogus": 1}}],
      [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}]),
+    ("S2", [{"apiVersion": "apps/v1", "kind": "Deploymnet", "metadata": {"name": "web", "namespace": "team"}}],
+     [{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": "j", "namespace": "team"}},
+      {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": []}]),
     ("L1", [{"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "d", "namespace": "team"},
              "spec": {"limits": [{"type": "Container", "default": {"nvidia.com/gpu": 1}}]}}],
      [{"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "d", "namespace": "team"},
@@ -297,3 +300,27 @@ def test_every_rule_has_a_case() -> None:
 def test_university_example_is_clean(tmp_path: Path) -> None:
     findings = _findings(EXAMPLES / "university" / "platform.yaml")
     assert [f for f in findings if f.severity.value != "info"] == []
+
+
+def _cohort_partner(platform: dict[str, Any], flavor: str, gpus: int) -> None:
+    platform["spec"]["tenants"].append({"name": "partner", "cohort": "all", "quotas": [
+        {"flavor": flavor, "resources": {"nvidia.com/gpu": {"nominalQuota": gpus}}}]})
+
+
+def test_queue_ceiling_stops_at_cohort_total(tmp_path: Path) -> None:
+    platform = base_platform()
+    platform["spec"]["clusters"][0]["nodePools"].append(
+        {"name": "gpu-b", "count": 2, "cpu": 64, "memory": "512Gi", "gpu": {"count": 8}})
+    tenant(platform)["quotas"] = [
+        {"flavor": "gpu", "resources": {"nvidia.com/gpu": {"nominalQuota": 8, "borrowingLimit": 4}}},
+        {"flavor": "gpu-b", "resources": {"nvidia.com/gpu": {"nominalQuota": 0, "borrowingLimit": 8}}}]
+    _cohort_partner(platform, "gpu-b", 16)
+    assert "Q5" not in _rules(write_spec(tmp_path, platform))
+
+
+def test_unlimited_borrowing_reaches_cohort_total(tmp_path: Path) -> None:
+    platform = base_platform()
+    _cohort_partner(platform, "gpu", 8)
+    tenant(platform)["namespaceQuota"] = {"derive": False, "hard": {"requests.nvidia.com/gpu": 12}}
+    [finding] = [f for f in _findings(write_spec(tmp_path, platform)) if f.rule == "Q5"]
+    assert finding.message.startswith("ClusterQueue team can admit 16 nvidia.com/gpu for namespace team")

@@ -115,9 +115,10 @@ def test_label_values_survive_yaml_1_1_reader(tmp_path: Path) -> None:
 
 def test_output_folder_is_replaced_whole(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
+    spec = write_spec(tmp_path, base_platform())
+    render_spec(spec, out)
     (out / "stale.yaml").write_text("kind: Stale\n")
-    render_spec(write_spec(tmp_path, base_platform()), out)
+    render_spec(spec, out)
     assert not (out / "stale.yaml").exists()
     assert (out / "lab" / "kustomization.yaml").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "platform.yaml"]
@@ -125,13 +126,13 @@ def test_output_folder_is_replaced_whole(tmp_path: Path) -> None:
 
 def test_failed_render_leaves_output_untouched(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.yaml").write_text("kind: Keep\n")
+    render_spec(write_spec(tmp_path, base_platform()), out)
+    before = _files(out)
     platform = base_platform()
     tenant(platform)["serving"][0]["image"] = ""
     with pytest.raises(SpecError, match="no image"):
         render_spec(write_spec(tmp_path, platform), out)
-    assert _files(out) == {"keep.yaml": b"kind: Keep\n"}
+    assert _files(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "platform.yaml"]
 
 
@@ -220,3 +221,14 @@ def test_kustomizations_list_every_file(tmp_path: Path) -> None:
             listed = set(document.data["resources"])
             present = {p.name for p in kustomization.parent.glob("*.yaml")} - {"kustomization.yaml"}
             assert listed == present
+
+
+def test_university_readme_numbers_match_render(tmp_path: Path) -> None:
+    spec = EXAMPLES / "university" / "platform.yaml"
+    vap = render_spec(spec, tmp_path / "vap")
+    kyverno = render_spec(spec, tmp_path / "kyverno", engine="kyverno")
+    text = " ".join((EXAMPLES / "university" / "README.md").read_text().split())
+    assert f"`render` writes {vap.files} files" in text
+    assert f"validates {vap.validated} objects with the default" in text
+    assert f"{vap.objects['Node']} of them the Nodes" in text
+    assert f"the same {kyverno.files} files and validates {kyverno.validated} objects" in text

@@ -196,7 +196,7 @@ def test_case_file_typo_is_an_unknown_field(tmp_path: Path) -> None:
 
 
 def test_case_file_needs_schema(tmp_path: Path) -> None:
-    with pytest.raises(CaseFileError, match="dra-cases/v1 schema"):
+    with pytest.raises(CaseFileError, match="not in the dra-cases/v1 format"):
         load_dra_cases(
             write(tmp_path, CASE_FILE.replace("schema: dra-cases/v1", "schema: x"), "c.yaml")
         )

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from gpuplane.model.errors import InputError, InputErrors, Location, ManifestError
+from gpuplane.model.field_errors import errors_from_validation
 from gpuplane.model.objects.base import TypedObject
 from gpuplane.model.objects.core import Namespace, Node, PriorityClass
 from gpuplane.model.objects.kueue import (
@@ -46,6 +47,7 @@ __all__ = [
     "load_objects",
     "objects_from_documents",
     "register_kind",
+    "typed_object",
     "yaml_files",
 ]
 
@@ -199,41 +201,28 @@ def _read_object(document: Document, path: FieldPath, data: Any,
     try:
         return info.model.model_validate(data)
     except ValidationError as error:
-        raise InputErrors(errors_from_validation(error, document, path, kind=kind)) from None
+        raise InputErrors(errors_from_validation(error, document, path, kind=kind, model=info.model)) from None
 
 
-def errors_from_validation(error: ValidationError, document: Document | None, path: FieldPath,
-                           *, kind: str, error_type: type[InputError] = ManifestError) -> list[InputError]:
-    """Turn pydantic's errors into located input errors."""
-    found: list[InputError] = []
-    for detail in error.errors(include_url=False):
-        loc = tuple(part for part in detail["loc"] if not _is_union_tag(part))
-        field_path = path + loc
-        location = (document.locate(field_path) if document is not None
-                    else Location(field=format_path(field_path)))
-        location = Location(source=location.source, line=location.line, column=location.column,
-                            field=format_path(field_path))
-        message = detail["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        allowed = None
-        expected = detail.get("ctx", {}).get("expected") if detail.get("ctx") else None
-        if expected:
-            allowed = str(expected)
-        problem = f"Invalid {kind}: {message}."
-        if detail["type"] == "missing":
-            problem = f"Invalid {kind}: the required field is missing."
-        elif detail["type"] == "extra_forbidden":
-            problem = f"Invalid {kind}: unknown field."
-        kwargs: dict[str, Any] = {"problem": problem, "location": location, "allowed": allowed}
-        if detail["type"] not in {"missing"}:
-            kwargs["value"] = detail.get("input")
-        found.append(error_type(**kwargs))
-    return found
+def typed_object(data: dict[str, Any]) -> TypedObject | None:
+    """Return ``data`` as its typed model, converted to the version gpuplane models.
 
-
-def _is_union_tag(part: object) -> bool:
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+    Returns None for a kind or version gpuplane does not read, and for an
+    object that is invalid, which the caller reports (or not) on its own.
+    """
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return None
+    group, version = _split_api_version(api_version)
+    info = _KINDS.get((group, kind))
+    if info is None or version not in info.versions:
+        return None
+    if info.convert is not None:
+        data = info.convert(version, data)
+    try:
+        return info.model.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def _unknown_fields(obj: BaseModel) -> Iterator[FieldPath]:

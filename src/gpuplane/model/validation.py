@@ -22,7 +22,7 @@ import jsonschema
 import kubernetes_validate
 import kubernetes_validate.utils
 
-__all__ = ["SCHEMA_KINDS", "kubernetes_minor", "validate_object", "validate_vcluster_values"]
+__all__ = ["SCHEMA_KINDS", "has_schema", "kubernetes_minor", "validate_object", "validate_vcluster_values"]
 
 # Vendored schema file of each (apiVersion, kind) that kubernetes-validate does not cover.
 SCHEMA_KINDS: dict[tuple[str, str], str] = {
@@ -82,6 +82,27 @@ def validate_object(data: dict[str, Any], kubernetes_version: str) -> list[str]:
     except (kubernetes_validate.utils.VersionNotSupportedError, kubernetes_validate.InvalidSchemaError) as error:
         raise ValueError(f"kubernetes-validate has no schemas for Kubernetes {minor}: {error}") from error
     return []
+
+
+@cache
+def has_schema(api_version: str, kind: str, kubernetes_version: str) -> bool:
+    """Tell whether :func:`validate_object` has a schema for objects of this apiVersion and kind.
+
+    An invalid or unsupported ``kubernetes_version`` counts as having one,
+    because :func:`validate_object` reports the version itself.
+    """
+    if (api_version, kind) in SCHEMA_KINDS:
+        return True
+    try:
+        # An object with only apiVersion and kind is enough to find the schema; its other errors do not matter.
+        kubernetes_validate.validate({"apiVersion": api_version, "kind": kind}, kubernetes_minor(kubernetes_version),
+                                     strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return False
+    except (kubernetes_validate.ValidationError, kubernetes_validate.utils.VersionNotSupportedError,
+            kubernetes_validate.InvalidSchemaError, ValueError):
+        return True
+    return True
 
 
 def validate_vcluster_values(values: dict[str, Any]) -> list[str]:

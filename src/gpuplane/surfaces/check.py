@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, run_checks
+from gpuplane.decisions.checks import RULES, CheckInput, Finding, Severity, is_checked, run_checks
 from gpuplane.model.errors import InputError, InputErrors, Location
 from gpuplane.model.manifests import yaml_files
 from gpuplane.model.platform.layout import render_platform
-from gpuplane.model.platform.load import read_platform
+from gpuplane.model.platform.load import GPUPLANE_KINDS, check_gpuplane_kinds, read_platform
 from gpuplane.model.platform.rendered import Manifest
+from gpuplane.model.scenario import load_scenario
 from gpuplane.model.yamlio import Document, iter_objects, load_documents
 
 __all__ = ["FAIL_ON", "FORMATS", "CheckReport", "check_path", "exit_code", "format_report"]
@@ -47,49 +48,137 @@ def _finding_from_error(error: InputError) -> Finding:
                    location=error.location)
 
 
-def _spec_input(document: Document) -> tuple[CheckInput, list[Finding]]:
-    """Render a spec in memory; a spec that does not render still gets its spec-level rules."""
+def _spec_input(document: Document, others: list[Document]) -> tuple[CheckInput, list[Finding], list[Finding]]:
+    """Render a spec in memory; a spec that does not render whole still gets its rules run on the rest.
+
+    ``others`` are the other documents of the spec's file, checked as they are.
+    Returns the input, the tenants whose ClusterQueue is invalid, and the other
+    render errors, each as S1 findings.
+    """
     from gpuplane.surfaces.render import validate_tree
 
     loaded = read_platform(document)
     platform = loaded.platform
     check = CheckInput(manifests=[], platform=platform, document=document,
                        kubernetes_version=platform.spec.kubernetes_version)
+    invalid_queues: list[InputError] = []
+    problems: list[InputError] = []
     try:
-        tree = render_platform(platform, document=document)
-        check.manifests = tree.manifests()
+        tree = render_platform(platform, document=document, problems=invalid_queues)
+        check.manifests = tree.manifests() + _file_manifests(others)
         validate_tree(tree, platform.spec.kubernetes_version)
     except InputErrors as errors:
-        return check, [_finding_from_error(error) for error in errors.errors]
+        problems.extend(errors.errors)
     except InputError as error:
-        return check, [_finding_from_error(error)]
-    return check, []
+        problems.append(error)
+    return check, [_finding_from_error(e) for e in invalid_queues], [_finding_from_error(e) for e in problems]
 
 
-def check_path(path: Path, *, kubernetes_version: str | None = None) -> CheckReport:
-    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it."""
+def _is_gpuplane_kind(data: object, kinds: tuple[str, ...] = GPUPLANE_KINDS) -> bool:
+    return (isinstance(data, dict) and data.get("kind") in kinds
+            and str(data.get("apiVersion", "")).startswith("gpuplane.dev/"))
+
+
+def _is_scenario(data: object) -> bool:
+    return _is_gpuplane_kind(data, ("Scenario",))
+
+
+def _file_manifests(documents: list[Document]) -> list[Manifest]:
+    """Return every object of ``documents`` except gpuplane's own kinds, which are read elsewhere."""
+    manifests = []
+    for document, object_path, data in iter_objects(documents):
+        if isinstance(data, dict) and not _is_gpuplane_kind(data):
+            manifests.append(Manifest(data=data, document=document, path=object_path))
+    return manifests
+
+
+def _read_documents(path: Path) -> list[Document]:
     if not path.exists():
         raise InputError(problem="The path does not exist.", location=Location(source=str(path)),
                          hint="Pass a Platform spec, a manifest file or a folder of manifests.")
     documents: list[Document] = []
     for file in yaml_files(path):
         documents.extend(load_documents(file))
+    check_gpuplane_kinds(documents)
+    return documents
+
+
+def _reject_empty(path: Path, documents: list[Document]) -> None:
+    """Raise InputError when no document contains a Kubernetes object or a Platform, so nothing would be checked."""
+    scenarios = 0
+    for _, _, data in iter_objects(documents):
+        if _is_scenario(data):
+            scenarios += 1
+        elif isinstance(data, dict) and data.get("kind"):
+            return
+    if scenarios:
+        found = "only a Scenario, which simulate reads and check uses for Q4 alone"
+    elif documents:
+        found = f"{len(documents)} YAML document{'' if len(documents) == 1 else 's'} without a `kind`"
+    else:
+        found = "no YAML documents"
+    raise InputError(problem=f"Nothing gpuplane can check was found: the input has {found}.",
+                     location=Location(source=str(path)),
+                     allowed="a Platform spec (apiVersion gpuplane.dev/v1alpha1, kind Platform), or Kubernetes "
+                     "objects with apiVersion and kind, one per YAML document or in a kind: List",
+                     hint="Pass the spec or manifest files themselves, or a folder that contains them.")
+
+
+def _unexplained(queue_findings: list[Finding], findings: list[Finding]) -> list[Finding]:
+    """Drop invalid-ClusterQueue errors when a rule reports an error in the same tenant (K1 for limits)."""
+    explained = [f.location for f in findings if f.severity is Severity.ERROR and f.location.field]
+    kept = []
+    for finding in queue_findings:
+        field = finding.location.field
+        if field and any(location.source == finding.location.source and _within(location.field or "", field)
+                         for location in explained):
+            continue
+        kept.append(finding)
+    return kept
+
+
+def _within(field: str, parent: str) -> bool:
+    return field == parent or field.startswith((parent + ".", parent + "["))
+
+
+def _device_class_mappings(documents: list[Document], scenario: Path | None) -> dict[str, tuple[str, ...]]:
+    """Return Kueue's deviceClassMappings from ``scenario``, or from the one Scenario among ``documents``."""
+    if scenario is None:
+        sources = {d.source for d in documents if _is_scenario(d.data)}
+        if len(sources) != 1:
+            return {}
+        scenario = Path(sources.pop())
+    mappings = load_scenario(scenario).spec.kueue.resources.device_class_mappings
+    return {mapping.name: tuple(mapping.device_class_names) for mapping in mappings}
+
+
+def check_path(path: Path, *, kubernetes_version: str | None = None, scenario: Path | None = None) -> CheckReport:
+    """Read ``path`` (a spec, a manifest file or a folder) and run every rule on it.
+
+    ``scenario`` is a Scenario file whose Kueue deviceClassMappings tell which
+    devices a quota resource counts. Without it, a single Scenario document
+    in ``path`` is used.
+    """
+    documents = _read_documents(path)
+    _reject_empty(path, documents)
+    mappings = _device_class_mappings(documents, scenario)
     platforms = [d for d in documents if isinstance(d.data, dict) and d.data.get("kind") == "Platform"]
     if platforms:
-        check, render_findings = _spec_input(platforms[0])
+        others = [d for d in documents if d.source == platforms[0].source and d is not platforms[0]]
+        check, queue_findings, render_findings = _spec_input(platforms[0], others)
     else:
-        check, render_findings = CheckInput(manifests=[]), []
-        for document, object_path, data in iter_objects(documents):
-            if isinstance(data, dict):
-                check.manifests.append(Manifest(data=data, document=document, path=object_path))
+        check, queue_findings, render_findings = CheckInput(manifests=_file_manifests(documents)), [], []
     if kubernetes_version is not None:
         check.kubernetes_version = kubernetes_version
+    check.device_class_mappings = mappings
     findings = run_checks(check)
+    render_findings = _unexplained(queue_findings, findings) + render_findings
     if render_findings and not any(f.severity is Severity.ERROR for f in findings):
         # The spec is broken in a way no rule explains: report it as the input error it is.
         raise InputErrors([InputError(problem=f.message, location=f.location, hint=f.fix or None)
                            for f in render_findings])
-    return CheckReport(source=str(path), objects=len(check.manifests), findings=render_findings + findings)
+    objects = sum(1 for manifest in check.manifests if is_checked(manifest, check.kubernetes_version))
+    return CheckReport(source=str(path), objects=objects, findings=render_findings + findings)
 
 
 def exit_code(report: CheckReport, fail_on: str) -> int:
@@ -115,9 +204,13 @@ def _format_text(report: CheckReport) -> str:
         if finding.fix:
             lines.append(f"    fix: {finding.fix}")
     counts = _counts(report)
-    lines.append(f"{report.source}: {report.objects} objects checked, {counts['error']} errors, "
-                 f"{counts['warning']} warnings, {counts['info']} info")
+    lines.append(f"{report.source}: {_plural(report.objects, 'object')} checked, {_plural(counts['error'], 'error')}, "
+                 f"{_plural(counts['warning'], 'warning')}, {counts['info']} info")
     return "\n".join(lines) + "\n"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _finding_json(finding: Finding) -> dict[str, Any]:

@@ -108,7 +108,9 @@ PolicyEngineOption = Annotated[str, typer.Option(
 @app.command("render")
 def render(
     spec: Annotated[Path, typer.Argument(help="A Platform spec (YAML).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write; it is replaced whole.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help=(
+        "Folder to write: a new or empty folder, or one an earlier render wrote, which is replaced whole. "
+        "Its parent folder must exist."))],
     policy_engine: PolicyEngineOption = "vap",
 ) -> None:
     """Render a Platform into one validated kustomize tree per cluster."""
@@ -134,6 +136,9 @@ def check(
     kubernetes_version: Annotated[str | None, typer.Option(
         "--kubernetes-version", help="Kubernetes minor version whose schemas manifests are checked against; "
         "defaults to the spec's kubernetesVersion, or 1.35 for manifests.")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        "--scenario", help="A Scenario file whose kueue.resources.deviceClassMappings tell which DRA devices "
+        "a quota resource counts (rule Q4). Default: the one Scenario in PATH, if there is one.")] = None,
 ) -> None:
     """Check a spec or manifests for the mistakes platform teams keep making."""
     from gpuplane.surfaces.check import FAIL_ON, FORMATS, check_path, exit_code, format_report
@@ -144,7 +149,7 @@ def check(
     if fail_on not in FAIL_ON:
         raise typer.BadParameter(f"{fail_on!r} is not a severity; use one of {', '.join(FAIL_ON)}",
                                  param_hint="--fail-on")
-    report = check_path(path, kubernetes_version=kubernetes_version)
+    report = check_path(path, kubernetes_version=kubernetes_version, scenario=scenario)
     typer.echo(format_report(report, output_format), nl=False)
     raise typer.Exit(exit_code(report, fail_on))
 

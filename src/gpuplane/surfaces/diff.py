@@ -63,11 +63,11 @@ def _format_text(changes: list[ObjectChange]) -> str:
         lines.append(f"  {_SIGN[change.change]} {change.ref} ({change.change})")
         for item in change.fields:
             if item.change == "added":
-                lines.append(f"      + {item.path}: {_value(item.new)}")
+                lines.append(f"      + {item.label}: {_value(item.new)}")
             elif item.change == "removed":
-                lines.append(f"      - {item.path}: {_value(item.old)}")
+                lines.append(f"      - {item.label}: {_value(item.old)}")
             else:
-                lines.append(f"      ~ {item.path}: {_value(item.old)} -> {_value(item.new)}")
+                lines.append(f"      ~ {item.label}: {_value(item.old)} -> {_value(item.new)}")
     lines.append(_counts(changes))
     return "\n".join(lines) + "\n"
 
@@ -99,7 +99,7 @@ def _format_markdown(changes: list[ObjectChange]) -> str:
                 continue
             lines += ["<details>", _summary(change), "",
                       "| field | old | new |", "|---|---|---|"]
-            lines += [f"| `{item.path}` | {_cell(item.old)} | {_cell(item.new)} |" for item in change.fields]
+            lines += [f"| `{item.label}` | {_cell(item.old)} | {_cell(item.new)} |" for item in change.fields]
             lines += ["", "</details>", ""]
     return "\n".join(lines)
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gpuplane.surfaces.output_guard import apply_default_mode
+
 __all__ = ["write_json", "write_tree"]
 
 
@@ -35,7 +37,7 @@ def write_tree(target: Path, fill: Callable[[Path], None]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        staging.chmod(0o777 & ~_umask())
+        apply_default_mode(staging)
         fill(staging)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
@@ -48,9 +50,3 @@ def write_tree(target: Path, fill: Callable[[Path], None]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
-
-def _umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    current = os.umask(0o022)
-    os.umask(current)
-    return current

@@ -5,6 +5,8 @@ kubernetes-validate (strict) for the spec's ``kubernetesVersion``, Kueue and
 Kyverno kinds and vcluster values against the vendored schemas. The tree is
 written into a temporary folder beside the output folder and renamed into
 place, so the output folder contains either the old tree or the whole new one.
+Before anything is read, :func:`check_output_folder` makes sure that
+replacing the output folder deletes nothing gpuplane did not write.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gpuplane.model.platform.layout import RenderedTree, render_platform
 from gpuplane.model.platform.load import LoadedPlatform, load_platform
 from gpuplane.model.validation import validate_object, validate_vcluster_values
 from gpuplane.model.yamlio import dump_documents
+from gpuplane.surfaces.output_guard import apply_default_mode, check_output_folder, write_marker
 
 __all__ = ["RenderSummary", "render_spec", "validate_tree", "write_tree"]
 
@@ -69,16 +72,17 @@ def write_tree(tree: RenderedTree, output: Path) -> None:
 
     The files go to a temporary sibling folder first. Only when every file is
     written is the old folder moved aside and the new one renamed into place.
+    The caller checks ``output`` with :func:`check_output_folder` first.
     """
     output = output.resolve()
-    output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.render-", dir=output.parent))
     try:
         for file in tree.files:
             target = staging / file.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(dump_documents(file.documents), encoding="utf-8")
-        staging.chmod(0o755)
+        write_marker(staging, "render")
+        apply_default_mode(staging)
         _swap_into_place(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -86,9 +90,6 @@ def write_tree(tree: RenderedTree, output: Path) -> None:
 
 
 def _swap_into_place(staging: Path, output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise SpecError(problem="The output path exists and is not a folder.", location=Location(source=str(output)),
-                        hint="Pass a folder path to -o, or remove the file.")
     if not output.exists():
         os.rename(staging, output)
         return
@@ -105,6 +106,7 @@ def _swap_into_place(staging: Path, output: Path) -> None:
 
 def render_spec(spec: Path, output: Path, *, engine: PolicyEngine = "vap") -> RenderSummary:
     """Render the Platform in ``spec`` into ``output``; validate everything before writing."""
+    check_output_folder(output, inputs=[spec], command="render")
     loaded: LoadedPlatform = load_platform(spec)
     tree = render_platform(loaded.platform, document=loaded.document, engine=engine)
     validated = validate_tree(tree, loaded.platform.spec.kubernetes_version)

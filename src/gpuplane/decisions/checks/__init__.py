@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity
 from gpuplane.decisions.checks.disruption import DISRUPTION_RULES
+from gpuplane.decisions.checks.kinds import KIND_RULES, is_checked
 from gpuplane.decisions.checks.queues import QUEUE_RULES
 from gpuplane.decisions.checks.quota import QUOTA_RULES
 from gpuplane.decisions.checks.tenants import TENANT_RULES
 
-__all__ = ["RULES", "CheckInput", "Finding", "Rule", "Severity", "run_checks"]
+__all__ = ["RULES", "CheckInput", "Finding", "Rule", "Severity", "is_checked", "run_checks"]
 
-RULES: tuple[Rule, ...] = tuple(sorted([*QUOTA_RULES, *QUEUE_RULES, *DISRUPTION_RULES, *TENANT_RULES],
+RULES: tuple[Rule, ...] = tuple(sorted([*QUOTA_RULES, *QUEUE_RULES, *DISRUPTION_RULES, *TENANT_RULES, *KIND_RULES],
                                        key=lambda rule: rule.id))
 
 

@@ -14,6 +14,7 @@ from gpuplane.model.quantity import QuantityError, parse_quantity, resource_amou
 from gpuplane.model.yamlio import Document, FieldPath
 
 __all__ = [
+    "KUBEFLOW_KINDS",
     "CheckInput",
     "Finding",
     "PodTemplate",
@@ -58,6 +59,8 @@ class CheckInput:
     platform: Platform | None = None
     document: Document | None = None
     kubernetes_version: str = "1.35"
+    device_class_mappings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Kueue's ``resources.deviceClassMappings``: quota resource name to the DeviceClasses charged as it."""
 
     def of_kind(self, *kinds: str) -> list[Manifest]:
         return [manifest for manifest in self.manifests if manifest.kind in kinds]
@@ -116,6 +119,8 @@ class PodTemplate:
 _SCALABLE = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "LeaderWorkerSet"}
 _KUBEFLOW_REPLICAS = {"PyTorchJob": "pytorchReplicaSpecs", "TFJob": "tfReplicaSpecs", "MPIJob": "mpiReplicaSpecs",
                       "XGBoostJob": "xgbReplicaSpecs", "PaddleJob": "paddleReplicaSpecs", "JAXJob": "jaxReplicaSpecs"}
+KUBEFLOW_KINDS = frozenset(_KUBEFLOW_REPLICAS)
+"""Kubeflow training job kinds (kubeflow.org) whose pod templates the rules read."""
 
 
 def _replicas(value: Any, default: int = 1) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity, amount, selector_matches
+from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity, amount
+from gpuplane.decisions.checks.hardware import ClusterHardware
 from gpuplane.model.errors import Location
 from gpuplane.model.platform.rendered import Manifest
 from gpuplane.model.quantity import format_amount
@@ -112,55 +113,96 @@ def _local_queue_target(check: CheckInput) -> Iterator[Finding]:
                              manifest.locate(("spec", "clusterQueue")), manifest=manifest)
 
 
-def _node_capacity(check: CheckInput, cluster: str | None, node_labels: dict[str, Any], resource: str) -> int:
-    total = 0
-    for node in check.of_kind("Node"):
-        if node.cluster != cluster or not selector_matches({"matchLabels": node_labels}, node.labels):
+def _nominal_by_flavor(check: CheckInput, cluster: str | None) -> dict[tuple[str, str], int]:
+    """Return the nominal quotas of all ClusterQueues and Cohorts of ``cluster``, by (flavor, resource)."""
+    nominal: dict[tuple[str, str], int] = {}
+    for manifest in check.of_kind("ClusterQueue", "Cohort"):
+        if manifest.cluster != cluster:
             continue
-        allocatable = node.get("status", "allocatable") or node.get("status", "capacity") or {}
-        value = amount(resource, allocatable.get(resource)) if resource in allocatable else None
-        total += value or 0
-    return total
+        for flavor, resource, entry, _ in _quota_entries(manifest):
+            nominal[(flavor, resource)] = nominal.get((flavor, resource), 0) + (
+                amount(resource, entry.get("nominalQuota")) or 0)
+    return nominal
 
 
 def _nominal_over_hardware(check: CheckInput) -> Iterator[Finding]:
-    clusters = sorted({str(node.cluster) for node in check.of_kind("Node")})
-    for cluster in clusters:
-        nominal: dict[tuple[str, str], int] = {}
-        for manifest in check.of_kind("ClusterQueue", "Cohort"):
-            if str(manifest.cluster) != cluster:
+    for cluster in sorted({node.cluster for node in check.of_kind("Node")}, key=str):
+        hardware = ClusterHardware(check, cluster)
+        flavors = {m.name: m for m in check.of_kind("ResourceFlavor") if m.cluster == cluster}
+        uncompared: dict[str, list[str]] = {}
+        for (flavor, resource), total in sorted(_nominal_by_flavor(check, cluster).items()):
+            if flavor not in flavors or resource == "pods" or total == 0:
                 continue
-            for flavor, resource, entry, _ in _quota_entries(manifest):
-                nominal[(flavor, resource)] = nominal.get((flavor, resource), 0) + (
-                    amount(resource, entry.get("nominalQuota")) or 0)
-        flavors = {m.name: m for m in check.of_kind("ResourceFlavor") if str(m.cluster) == cluster}
-        for (flavor, resource), total in sorted(nominal.items()):
-            if flavor not in flavors or resource == "pods":
-                continue
-            labels = flavors[flavor].get("spec", "nodeLabels") or {}
-            capacity = _node_capacity(check, None if cluster == "None" else cluster, labels, resource)
-            if total > capacity:
+            capacity = hardware.capacity(flavors[flavor].get("spec", "nodeLabels") or {}, resource)
+            if capacity is None:
+                uncompared.setdefault(resource, []).append(flavor)
+            elif total > capacity:
                 yield Q4.finding(
                     f"Nominal quotas in flavor {flavor} add up to {format_amount(resource, total)} {resource}, "
                     f"but its nodes have {format_amount(resource, capacity)}; queues cannot all get their "
                     "nominal quota at once.",
                     "Lower nominal quotas, add nodes to the flavor, or accept the overcommit knowingly.",
                     flavors[flavor].locate(), manifest=flavors[flavor])
+        for resource, names in sorted(uncompared.items()):
+            first = flavors[names[0]]
+            yield Q4.finding(
+                f"Nominal quotas of {resource} in flavor{'' if len(names) == 1 else 's'} {', '.join(names)} cannot "
+                "be compared with the hardware: no node advertises the resource and no known DeviceClass is "
+                "mapped to it, while the cluster publishes DRA devices.",
+                "Pass the Scenario whose kueue.resources.deviceClassMappings maps the resource to DeviceClasses "
+                "(--scenario), so that its devices are counted.",
+                first.locate(), manifest=first, severity=Severity.INFO)
 
 
-def _queue_ceiling(manifest: Manifest, resource: str) -> tuple[int, bool]:
-    """Return (nominal plus finite borrowing limits, whether borrowing is unlimited) for ``resource``."""
-    total, unlimited = 0, False
-    in_cohort = bool(manifest.get("spec", "cohortName"))
-    for _, name, entry, _ in _quota_entries(manifest):
+def _cohort_root(parents: dict[str, str], name: str) -> str:
+    seen: set[str] = set()
+    while name in parents and name not in seen:
+        seen.add(name)
+        name = parents[name]
+    return name
+
+
+def _cohort_totals(check: CheckInput, cluster: str | None) -> tuple[dict[str, str], dict[tuple[str, str, str], int]]:
+    """Return each cohort's root, and the nominal quota of each (root, flavor, resource) in ``cluster``.
+
+    A cohort tree's total counts the quotas of its ClusterQueues and of its Cohort objects.
+    """
+    parents = {m.name: str(m.get("spec", "parentName")) for m in check.of_kind("Cohort")
+               if m.cluster == cluster and m.get("spec", "parentName")}
+    totals: dict[tuple[str, str, str], int] = {}
+    for manifest in check.of_kind("ClusterQueue", "Cohort"):
+        cohort = manifest.name if manifest.kind == "Cohort" else manifest.get("spec", "cohortName")
+        if manifest.cluster != cluster or not cohort:
+            continue
+        root = _cohort_root(parents, str(cohort))
+        for flavor, resource, entry, _ in _quota_entries(manifest):
+            key = (root, flavor, resource)
+            totals[key] = totals.get(key, 0) + (amount(resource, entry.get("nominalQuota")) or 0)
+    return parents, totals
+
+
+def _queue_ceiling(check: CheckInput, manifest: Manifest, resource: str) -> int:
+    """Return the most of ``resource`` Kueue can admit for a ClusterQueue, borrowing included.
+
+    In a cohort, each flavor reaches at most the cohort tree's nominal quota,
+    and at most its own nominal quota plus its borrowing limit. This is the
+    ceiling gpuplane derives namespace quotas from.
+    """
+    cohort = manifest.get("spec", "cohortName")
+    parents, totals = _cohort_totals(check, manifest.cluster) if cohort else ({}, {})
+    ceiling = 0
+    for flavor, name, entry, _ in _quota_entries(manifest):
         if name != resource:
             continue
-        total += amount(resource, entry.get("nominalQuota")) or 0
-        if in_cohort and "borrowingLimit" not in entry:
-            unlimited = True
-        elif in_cohort:
-            total += amount(resource, entry.get("borrowingLimit")) or 0
-    return total, unlimited
+        nominal = amount(resource, entry.get("nominalQuota")) or 0
+        if not cohort:
+            ceiling += nominal
+            continue
+        reachable = max(nominal, totals.get((_cohort_root(parents, str(cohort)), flavor, resource), 0))
+        if "borrowingLimit" in entry:
+            reachable = min(reachable, nominal + (amount(resource, entry.get("borrowingLimit")) or 0))
+        ceiling += reachable
+    return ceiling
 
 
 def _queue_over_namespace_quota(check: CheckInput) -> Iterator[Finding]:
@@ -175,19 +217,18 @@ def _queue_over_namespace_quota(check: CheckInput) -> Iterator[Finding]:
         resources = {name for _, name, _, _ in _quota_entries(queue)}
         for resource in sorted(resources):
             key = _QUOTA_KEYS.get(resource) or (f"requests.{resource}" if "/" in resource else "")
-            ceiling, unlimited = _queue_ceiling(queue, resource)
+            ceiling = _queue_ceiling(check, queue, resource)
             for quota in quotas.get(local.namespace or "", []):
                 hard = quota.get("spec", "hard") or {}
                 limit = amount(resource, hard.get(key)) if key in hard else None
                 if limit is None or limit >= ceiling:
                     continue
-                reach = "at least " if unlimited else ""
                 yield Q5.finding(
-                    f"{queue.ref} can admit {reach}{format_amount(resource, ceiling)} {resource} for namespace "
+                    f"{queue.ref} can admit {format_amount(resource, ceiling)} {resource} for namespace "
                     f"{local.namespace}, but {quota.ref} allows {hard.get(key)}; admitted workloads will have "
                     "their pods rejected by the quota.",
-                    f"Raise {key} in {quota.ref} to the ClusterQueue's nominal quota plus borrowing limit, "
-                    "or let gpuplane derive it.",
+                    f"Raise {key} in {quota.ref} to what the ClusterQueue can reach (its nominal quota plus "
+                    "what it can borrow from its cohort), or let gpuplane derive it.",
                     quota.locate(("spec", "hard", key)), manifest=quota)
 
 

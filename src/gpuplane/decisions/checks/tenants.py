@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,6 +216,9 @@ def _yaml_types(check: CheckInput) -> Iterator[Finding]:
                                      manifest=manifest)
 
 
+_LABEL_TYPE = re.compile(r"^metadata\.(labels|annotations)\.[^:]+: .* is not of type ")
+
+
 def _schema(check: CheckInput) -> Iterator[Finding]:
     for manifest in check.manifests:
         if manifest.generated or not manifest.kind or manifest.kind == "Kustomization":
@@ -222,6 +226,8 @@ def _schema(check: CheckInput) -> Iterator[Finding]:
         for problem in validate_object(manifest.data, check.kubernetes_version):
             if problem.startswith("no schema for"):
                 break
+            if _LABEL_TYPE.match(problem):
+                continue  # Y1 reports a label or annotation that YAML 1.1 did not read as a string
             yield S1.finding(f"{manifest.ref} does not match the Kubernetes {check.kubernetes_version} schema: "
                              f"{problem}.", "Fix or remove the field; the API server rejects the object.",
                              manifest.locate(), manifest=manifest)

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuplane.model.errors import Location, SpecError
+from pydantic import ValidationError
+
+from gpuplane.model.errors import InputError, Location, SpecError
+from gpuplane.model.field_errors import errors_from_validation
 from gpuplane.model.inventory import device_classes, node_devices, node_names, node_slices
 from gpuplane.model.manifests import ObjectSet
 from gpuplane.model.objects.base import ObjectMeta
@@ -52,14 +55,23 @@ def _where(document: Document | None, path: tuple[str | int, ...]) -> Location |
 
 
 def generate_cluster_objects(platform: Platform, cluster_name: str | None = None, *,
-                             document: Document | None = None, include_nodes: bool = True) -> ObjectSet:
-    """Return the scheduling objects of one cluster of ``platform`` (the only one by default)."""
+                             document: Document | None = None, include_nodes: bool = True,
+                             problems: list[InputError] | None = None) -> ObjectSet:
+    """Return the scheduling objects of one cluster of ``platform`` (the only one by default).
+
+    A tenant whose ClusterQueue is invalid raises SpecError, unless ``problems``
+    is a list: then the error is appended to it and the tenant's ClusterQueue
+    and LocalQueues are left out, so that a check can still read the rest.
+    """
     spec = platform.spec
     try:
         cluster = spec.cluster(cluster_name)
     except ValueError as error:
-        raise SpecError(problem=f"{error}.", location=Location(source=document.source if document else None,
-                                                               field="spec.clusters")) from None
+        message = str(error)
+        raise SpecError(problem=f"{message[:1].upper()}{message[1:]}.",
+                        location=Location(source=document.source if document else None, field="spec.clusters"),
+                        allowed=", ".join(c.name for c in spec.clusters),
+                        hint="Name one of the allowed clusters (simulate --cluster NAME).") from None
     result = ObjectSet()
     cluster_index = spec.clusters.index(cluster)
     _add_flavors(result, platform, cluster, document, cluster_index)
@@ -84,7 +96,7 @@ def generate_cluster_objects(platform: Platform, cluster_name: str | None = None
     for index, tenant in enumerate(spec.tenants):
         if (tenant.cluster or spec.clusters[0].name) != cluster.name:
             continue
-        _add_tenant(result, tenant, _where(document, ("spec", "tenants", index)))
+        _add_tenant(result, tenant, _where(document, ("spec", "tenants", index)), problems)
     _add_claim_templates(result, platform, cluster, document)
     return result
 
@@ -228,7 +240,8 @@ def _resource_groups(quotas: list[TenantQuota]) -> list[dict[str, Any]]:
     return [{"coveredResources": covered, "flavors": flavors}]
 
 
-def _add_tenant(result: ObjectSet, tenant: Tenant, location: Location | None) -> None:
+def _add_tenant(result: ObjectSet, tenant: Tenant, location: Location | None,
+                problems: list[InputError] | None) -> None:
     for namespace in tenant.namespace_names:
         labels = {**tenant.labels, TENANT_LABEL: tenant.name, "kubernetes.io/metadata.name": namespace}
         result.add(Namespace(metadata=ObjectMeta(name=namespace, labels=labels)), location)
@@ -248,12 +261,24 @@ def _add_tenant(result: ObjectSet, tenant: Tenant, location: Location | None) ->
         body["fairSharing"] = {"weight": str(tenant.fair_sharing_weight)}
     try:
         queue = ClusterQueue.model_validate({"metadata": {"name": tenant.cluster_queue_name}, "spec": body})
-    except ValueError as error:
-        raise SpecError(problem=f"Tenant {tenant.name!r} generates an invalid ClusterQueue: {error}",
-                        location=location or Location(field=f"tenants[{tenant.name}]")) from None
+    except ValidationError as error:
+        invalid = _invalid_queue(tenant, error, location)
+        if problems is None:
+            raise invalid from None
+        # Without its ClusterQueue the tenant's LocalQueues would point at nothing, so they are left out too.
+        problems.append(invalid)
+        return
     result.add(queue, location)
     for namespace in tenant.namespace_names:
         result.add(LocalQueue.model_validate({
             "metadata": {"name": tenant.local_queue, "namespace": namespace},
             "spec": {"clusterQueue": tenant.cluster_queue_name},
         }), location)
+
+
+def _invalid_queue(tenant: Tenant, error: ValidationError, location: Location | None) -> SpecError:
+    reasons = [f"{detail.location.field}: {detail.problem.removeprefix('Invalid ClusterQueue: ')}"
+               for detail in errors_from_validation(error, None, (), kind="ClusterQueue")]
+    return SpecError(problem=f"Tenant {tenant.name!r} generates an invalid ClusterQueue: {' '.join(reasons)}",
+                     location=location or Location(field=f"tenants[{tenant.name}]"),
+                     hint="Change the tenant's quotas, cohort or preemption so that Kueue accepts its ClusterQueue.")

@@ -10,6 +10,8 @@
     <cluster>/vclusters/<tenant>/         Helm values of a hard tenant's virtual cluster and a
                                           kustomization that inflates the chart (needs --enable-helm)
     <cluster>/job-templates/<tenant>/     golden-path Jobs, suspended; not in any kustomization
+    <cluster>/simulation/                 Nodes, ResourceSlices and driver DeviceClasses for simulate
+                                          and check; not in any kustomization
 
 Nodes are not rendered: they join a cluster on their own. File names and the
 order of objects in a file depend only on the spec, so the same spec always
@@ -21,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpuplane.model.errors import Location, SpecError
+from gpuplane.model.errors import InputError, Location, SpecError
 from gpuplane.model.inventory import device_classes
 from gpuplane.model.objects.core import Node
 from gpuplane.model.platform.generate import generate_cluster_objects
@@ -56,6 +58,7 @@ _FILE_OF_KIND = {
     "ValidatingAdmissionPolicy": "guardrails.yaml", "ValidatingAdmissionPolicyBinding": "guardrails.yaml",
     "ValidatingPolicy": "guardrails.yaml", "ResourceClaimTemplate": "resourceclaimtemplates.yaml",
 }
+_INVENTORY_FILES = {"Node": "nodes.yaml", "ResourceSlice": "resourceslices.yaml", "DeviceClass": "deviceclasses.yaml"}
 # The DRA driver that publishes the devices of each extended resource's vendor.
 _DRIVERS = {"nvidia.com/gpu": "gpu.nvidia.com", "amd.com/gpu": "gpu.amd.com"}
 _KUSTOMIZE = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
@@ -95,12 +98,16 @@ def _sort_key(manifest: Manifest) -> tuple[int, str, str]:
     return order, manifest.namespace or "", manifest.name
 
 
-def render_platform(platform: Platform, *, document: Document | None = None,
-                    engine: PolicyEngine = "vap") -> RenderedTree:
-    """Return every file of the rendered tree of ``platform``."""
+def render_platform(platform: Platform, *, document: Document | None = None, engine: PolicyEngine = "vap",
+                    problems: list[InputError] | None = None) -> RenderedTree:
+    """Return every file of the rendered tree of ``platform``.
+
+    With a ``problems`` list, a tenant whose ClusterQueue is invalid is
+    recorded there and rendered without its queues, instead of raising.
+    """
     files: dict[str, RenderedFile] = {}
     for cluster in platform.spec.clusters:
-        _render_cluster(files, platform, cluster, document, engine)
+        _render_cluster(files, platform, cluster, document, engine, problems)
     return RenderedTree([files[path] for path in sorted(files)])
 
 
@@ -109,7 +116,7 @@ def _add(files: dict[str, RenderedFile], path: str, manifest: Manifest) -> None:
 
 
 def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
-                    document: Document | None, engine: PolicyEngine) -> None:
+                    document: Document | None, engine: PolicyEngine, problems: list[InputError] | None) -> None:
     root = cluster.name
     tenants = [(index, tenant) for index, tenant in enumerate(platform.spec.tenants)
                if (tenant.cluster or platform.spec.clusters[0].name) == cluster.name]
@@ -117,7 +124,8 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
     for index, tenant in tenants:
         _check_vcluster(tenant, index, document)
 
-    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=False)
+    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=False,
+                                         problems=problems)
     for obj in generated.objects:
         if isinstance(obj, Node):
             continue
@@ -147,29 +155,34 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
         if tenant.isolation == "vcluster":
             _add_vcluster(files, root, tenant, cluster)
 
-    _add_simulation_inventory(files, platform, cluster, document)
+    _add_simulation_inventory(files, platform, cluster, document, problems is not None)
     for file in files.values():
         file.manifests.sort(key=_sort_key)
     _add_kustomizations(files, root)
 
 
 def _add_simulation_inventory(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
-                              document: Document | None) -> None:
-    """Write the cluster's nodes and device slices under ``simulation/``, outside every kustomization.
+                              document: Document | None, collect_problems: bool) -> None:
+    """Write the cluster's nodes and devices under ``simulation/``, outside every kustomization.
 
-    Nodes join a cluster on their own and drivers publish ResourceSlices, so
-    neither is applied; gpuplane simulate reads them so that simulating the
-    rendered folder gives the same results as simulating the spec.
+    Nodes join a cluster on their own, drivers publish ResourceSlices and
+    their Helm charts install DeviceClasses, so none of them is applied;
+    gpuplane simulate and check read them so that the rendered folder gives
+    the same results as the spec. A DeviceClass a tenant may use is already
+    in ``platform/`` and is not written twice.
     """
-    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=True)
+    # Problems were recorded by the first generation of this cluster; the second only adds the inventory.
+    generated = generate_cluster_objects(platform, cluster.name, document=document, include_nodes=True,
+                                         problems=[] if collect_problems else None)
+    applied = files.get(f"{cluster.name}/platform/{_FILE_OF_KIND['DeviceClass']}")
+    applied_classes = {manifest.name for manifest in applied.manifests} if applied is not None else set()
     for obj in generated.objects:
-        if obj.kind not in ("Node", "ResourceSlice"):
+        if obj.kind not in _INVENTORY_FILES or (obj.kind == "DeviceClass" and obj.metadata.name in applied_classes):
             continue
         location = generated.locations.get(id(obj))
         path = parse_field(location.field) if location is not None else ()
         manifest = manifest_from_object(obj, document=document, path=path, cluster=cluster.name)
-        name = "nodes.yaml" if obj.kind == "Node" else "resourceslices.yaml"
-        _add(files, f"{cluster.name}/simulation/{name}", manifest)
+        _add(files, f"{cluster.name}/simulation/{_INVENTORY_FILES[obj.kind]}", manifest)
 
 
 def _check_vcluster(tenant: Tenant, index: int, document: Document | None) -> None:

@@ -7,11 +7,14 @@ cluster are simulated the same way.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
-from gpuplane.model.errors import InputErrors, Location, SpecError
+from gpuplane.model.errors import InputError, InputErrors, Location, SpecError
 from gpuplane.model.manifests import (
     ObjectSet,
     errors_from_validation,
@@ -19,10 +22,16 @@ from gpuplane.model.manifests import (
     yaml_files,
 )
 from gpuplane.model.platform.generate import generate_cluster_objects
+from gpuplane.model.platform.references import LOADER_CHECKS_REFERENCES, ReferenceProblem, reference_problems
 from gpuplane.model.platform.spec import API_VERSION, Platform
-from gpuplane.model.yamlio import Document, load_documents
+from gpuplane.model.yamlio import Document, iter_objects, load_documents
 
-__all__ = ["LoadedPlatform", "load_platform", "load_platform_objects", "read_platform"]
+__all__ = ["GPUPLANE_KINDS", "LoadedPlatform", "check_gpuplane_kinds", "load_platform", "load_platform_objects",
+           "read_platform"]
+
+GPUPLANE_GROUP = API_VERSION.split("/", 1)[0]
+GPUPLANE_KINDS = ("Platform", "Scenario")
+"""Kinds of the gpuplane.dev group: a Platform spec, and the Scenario that simulate reads."""
 
 
 class LoadedPlatform:
@@ -49,16 +58,51 @@ def read_platform(document: Document) -> LoadedPlatform:
                         location=document.locate(("apiVersion",)), value=data.get("apiVersion"),
                         allowed=API_VERSION)
     try:
-        platform = Platform.model_validate(data)
+        platform = Platform.model_validate(data, context={LOADER_CHECKS_REFERENCES: True})
     except ValidationError as error:
-        raise InputErrors(errors_from_validation(error, document, (), kind="Platform",
-                                                 error_type=SpecError)) from None
+        raise InputErrors(errors_from_validation(error, document, (), kind="Platform", error_type=SpecError,
+                                                 model=Platform)) from None
+    problems = reference_problems(platform.spec)
+    if problems:
+        raise InputErrors([_located(problem, document) for problem in problems])
     return LoadedPlatform(platform, document)
+
+
+def _located(problem: ReferenceProblem, document: Document) -> SpecError:
+    fields: dict[str, Any] = {"problem": f"Invalid Platform: {problem.message}.",
+                              "location": document.locate(("spec", *problem.path)),
+                              "allowed": problem.allowed, "hint": problem.hint}
+    if problem.has_value:
+        fields["value"] = problem.value
+    return SpecError(**fields)
+
+
+def check_gpuplane_kinds(documents: Sequence[Document]) -> None:
+    """Raise InputErrors for each document of the gpuplane.dev group whose kind gpuplane does not know.
+
+    Other groups' unknown kinds may be custom resources, but a misspelt
+    ``kind: Platfrom`` would otherwise be skipped and the input read as empty.
+    """
+    errors: list[InputError] = []
+    for document, path, data in iter_objects(documents):
+        if not isinstance(data, dict) or not str(data.get("apiVersion", "")).startswith(GPUPLANE_GROUP + "/"):
+            continue
+        kind = data.get("kind")
+        if kind in GPUPLANE_KINDS:
+            continue
+        guess = difflib.get_close_matches(str(kind), GPUPLANE_KINDS, n=1)
+        errors.append(SpecError(problem=f"Kind {kind!r} of {data['apiVersion']} is not known.",
+                                location=document.locate((*path, "kind")), value=kind,
+                                allowed=", ".join(GPUPLANE_KINDS),
+                                hint=f"Did you mean {guess[0]}?" if guess else "Use one of the allowed kinds."))
+    if errors:
+        raise InputErrors(errors)
 
 
 def load_platform(path: Path) -> LoadedPlatform:
     """Read a file that holds one Platform document."""
     documents = load_documents(path, error=SpecError)
+    check_gpuplane_kinds(documents)
     platforms = [d for d in documents if _is_platform(d.data)]
     if len(platforms) != 1:
         raise SpecError(problem=f"Expected exactly one Platform document, found {len(platforms)}.",
@@ -79,6 +123,7 @@ def load_platform_objects(path: Path, *, cluster: str | None = None) -> ObjectSe
     documents: list[Document] = []
     for file in yaml_files(path):
         documents.extend(load_documents(file))
+    check_gpuplane_kinds(documents)
     platforms = [d for d in documents if _is_platform(d.data)]
     others = [d for d in documents if not _is_platform(d.data)]
     result = ObjectSet()

@@ -16,13 +16,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from gpuplane.model.objects.base import QuantityValue
 from gpuplane.model.objects.core import Taint, Toleration
 from gpuplane.model.objects.kueue import FlavorFungibility, Preemption
 from gpuplane.model.objects.resource import ResourceClaimTemplateSpec
+from gpuplane.model.platform.references import LOADER_CHECKS_REFERENCES, reference_problems
 from gpuplane.model.quantity import parse_quantity
 
 __all__ = [
@@ -334,17 +335,6 @@ class Tenant(SpecModel):
         _unique("namespace", value)
         return value
 
-    @model_validator(mode="after")
-    def _own_namespaces(self) -> Tenant:
-        names = set(self.namespace_names)
-        placed = [(f"serving {s.name!r}", s.namespace) for s in self.serving]
-        placed += [(f"disruption budget {b.name!r}", b.namespace) for b in self.disruption_budgets]
-        for what, namespace in placed:
-            if namespace is not None and namespace not in names:
-                raise ValueError(f"{what} is placed in namespace {namespace!r}, which is not one of the "
-                                 f"tenant's namespaces {sorted(names)}")
-        return self
-
     @property
     def namespace_names(self) -> list[str]:
         return self.namespaces or [self.name]
@@ -390,59 +380,25 @@ class PlatformSpec(SpecModel):
         default_factory=list, description="ResourceClaimTemplates that jobs (trace rows) name in their claims.")
 
     @model_validator(mode="after")
-    def _references(self) -> PlatformSpec:
-        clusters = {c.name for c in self.clusters}
-        _unique("cluster", [c.name for c in self.clusters])
-        _unique("tenant", [t.name for t in self.tenants])
-        _unique("cohort", [c.name for c in self.cohorts])
-        _unique("priority class", [p.name for p in self.priority_classes])
-        flavors = {f.name for f in self.flavors} | {p.flavor_name for c in self.clusters for p in c.node_pools}
-        cohorts = {c.name for c in self.cohorts}
-        priorities = {p.name for p in self.priority_classes}
-        for tenant in self.tenants:
-            if tenant.cluster is not None and tenant.cluster not in clusters:
-                raise ValueError(f"tenant {tenant.name!r} names cluster {tenant.cluster!r}, which is not "
-                                 f"defined; defined clusters: {sorted(clusters)}")
-            if tenant.cluster is None and len(clusters) > 1:
-                raise ValueError(f"tenant {tenant.name!r} must name its cluster: the platform has "
-                                 f"{len(clusters)} clusters")
-            for quota in tenant.quotas:
-                if quota.flavor not in flavors:
-                    raise ValueError(f"tenant {tenant.name!r} has a quota in flavor {quota.flavor!r}, which "
-                                     f"no node pool or flavor defines; defined flavors: {sorted(flavors)}")
-            if tenant.cohort is not None and tenant.cohort not in cohorts:
-                cohorts.add(tenant.cohort)
-            if tenant.priority_class is not None and tenant.priority_class not in priorities:
-                raise ValueError(f"tenant {tenant.name!r} uses priority class {tenant.priority_class!r}, which "
-                                 f"is not defined; defined: {sorted(priorities)}")
-        for cohort in self.cohorts:
-            if cohort.parent is not None and cohort.parent not in cohorts:
-                raise ValueError(f"cohort {cohort.name!r} names parent {cohort.parent!r}, which is not defined")
-        return self
-
-    @model_validator(mode="after")
-    def _namespaces_unique(self) -> PlatformSpec:
-        owner: dict[tuple[str, str], str] = {}
-        for tenant in self.tenants:
-            cluster = tenant.cluster or self.clusters[0].name
-            for namespace in tenant.namespace_names:
-                other = owner.setdefault((cluster, namespace), tenant.name)
-                if other != tenant.name:
-                    raise ValueError(f"namespace {namespace!r} of cluster {cluster!r} belongs to tenants "
-                                     f"{other!r} and {tenant.name!r}; a namespace has one tenant")
+    def _references(self, info: ValidationInfo) -> PlatformSpec:
+        if isinstance(info.context, dict) and info.context.get(LOADER_CHECKS_REFERENCES):
+            return self
+        problems = reference_problems(self)
+        if problems:
+            raise ValueError(problems[0].message)
         return self
 
     def cluster(self, name: str | None = None) -> ClusterSpec:
         """Return the named cluster, or the only one."""
+        names = ", ".join(c.name for c in self.clusters)
         if name is None:
             if len(self.clusters) != 1:
-                raise ValueError(f"the platform has {len(self.clusters)} clusters; choose one of "
-                                 f"{[c.name for c in self.clusters]}")
+                raise ValueError(f"the platform has {len(self.clusters)} clusters ({names}), and none was chosen")
             return self.clusters[0]
         for cluster in self.clusters:
             if cluster.name == name:
                 return cluster
-        raise ValueError(f"cluster {name!r} is not defined; defined: {[c.name for c in self.clusters]}")
+        raise ValueError(f"cluster {name!r} is not defined; defined clusters: {names}")
 
     def tenants_of(self, cluster: str) -> list[Tenant]:
         return [t for t in self.tenants if (t.cluster or self.clusters[0].name) == cluster]

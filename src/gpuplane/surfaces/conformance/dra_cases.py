@@ -37,7 +37,7 @@ from gpuplane.model.objects.resource import (
     ResourceSliceSpec,
 )
 from gpuplane.model.yamlio import Document, FieldPath, load_documents
-from gpuplane.surfaces.conformance.common import CaseOutcome, CaseResult
+from gpuplane.surfaces.conformance.common import CaseOutcome, CaseResult, check_format, select_cases
 
 __all__ = ["KNOWN_DIVERGENCES", "SCHEMA", "DraCase", "judge_case", "load_dra_cases", "run_case",
            "run_dra_cases"]
@@ -137,10 +137,7 @@ def load_dra_cases(path: Path) -> list[DraCase]:
                             "schema and cases.", location=Location(source=str(path)))
     document = documents[0]
     data = document.data
-    if data.get("schema") != SCHEMA:
-        raise CaseFileError(problem="The file does not declare the dra-cases/v1 schema.",
-                            location=document.locate(("schema",)), value=data.get("schema"),
-                            allowed=SCHEMA, hint=f"Start the file with `schema: {SCHEMA}`.")
+    check_format(document, "schema", SCHEMA)
     raw_cases = data.get("cases")
     if not isinstance(raw_cases, list):
         raise CaseFileError(problem="The file has no list of cases.",
@@ -202,15 +199,7 @@ def _duplicate_ids(document: Document, cases: list[DraCase]) -> list[CaseFileErr
 
 def run_dra_cases(path: Path, only: list[str] | None = None) -> list[CaseResult]:
     """Run every case of ``path`` (or the ids in ``only``); one result per case."""
-    cases = load_dra_cases(path)
-    if only:
-        known = {case.id for case in cases}
-        missing = [case_id for case_id in only if case_id not in known]
-        if missing:
-            raise CaseFileError(problem=f"No case with id {', '.join(missing)} in the file.",
-                                location=Location(source=str(path)),
-                                allowed=", ".join(sorted(known)))
-        cases = [case for case in cases if case.id in only]
+    cases = select_cases(load_dra_cases(path), only, case_id=lambda case: case.id, path=path)
     return [judge_case(case) for case in cases]
 
 

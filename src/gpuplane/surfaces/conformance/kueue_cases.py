@@ -46,7 +46,7 @@ from gpuplane.model.objects.base import TypedObject
 from gpuplane.model.objects.core import Namespace, Toleration
 from gpuplane.model.quantity import QuantityError, resource_amount
 from gpuplane.model.yamlio import Document, load_documents
-from gpuplane.surfaces.conformance.common import CaseOutcome, CaseResult
+from gpuplane.surfaces.conformance.common import CaseOutcome, CaseResult, check_format, select_cases
 
 __all__ = ["KNOWN_DIVERGENCES", "load_kueue_cases", "run_kueue_case", "run_kueue_cases"]
 
@@ -97,9 +97,7 @@ def load_kueue_cases(path: Path) -> list[KueueCase]:
                             location=Location(source=str(path)))
     document = documents[0]
     data = document.data
-    if data.get("format") != FORMAT:
-        raise CaseFileError(problem=f"The file is not in the {FORMAT} format.",
-                            location=document.locate(("format",)), value=data.get("format"), allowed=FORMAT)
+    check_format(document, "format", FORMAT)
     cases = data.get("cases")
     if not isinstance(cases, list):
         raise CaseFileError(problem="The file has no `cases` list.", location=document.locate(("cases",)))
@@ -107,13 +105,12 @@ def load_kueue_cases(path: Path) -> list[KueueCase]:
 
 
 def run_kueue_cases(path: Path, only: Sequence[str] | None = None) -> list[CaseResult]:
-    """Run every case of a file (or those in ``only``) and judge each against known divergences."""
-    results = []
-    for case in load_kueue_cases(path):
-        if only and case.case_id not in only:
-            continue
-        results.append(run_kueue_case(case))
-    return results
+    """Run every case of a file (or those in ``only``) and judge each against known divergences.
+
+    Raises CaseFileError when ``only`` names an id the file does not have.
+    """
+    cases = select_cases(load_kueue_cases(path), only, case_id=lambda case: case.case_id, path=path)
+    return [run_kueue_case(case) for case in cases]
 
 
 def run_kueue_case(case: KueueCase) -> CaseResult:
