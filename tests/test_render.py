@@ -232,3 +232,39 @@ def test_university_readme_numbers_match_render(tmp_path: Path) -> None:
     assert f"validates {vap.validated} objects with the default" in text
     assert f"{vap.objects['Node']} of them the Nodes" in text
     assert f"the same {kyverno.files} files and validates {kyverno.validated} objects" in text
+
+
+def _with_extra(tmp_path: Path, *extra: dict[str, object]) -> Path:
+    from gpuplane.model.yamlio import dump_documents
+
+    path = tmp_path / "platform.yaml"
+    path.write_text(dump_documents([base_platform(), *extra]), encoding="utf-8")
+    return path
+
+
+_EXTRA_CLASS = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "metadata": {"name": "any-gpu.example"},
+                "spec": {"selectors": [{"cel": {"expression": "device.driver == 'gpu.nvidia.com'"}}]}}
+_EXTRA_CONFIG = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "notes", "namespace": "team"},
+                 "data": {"owner": "team"}}
+
+
+def test_objects_next_to_the_platform_are_rendered(tmp_path: Path) -> None:
+    render_spec(_with_extra(tmp_path, _EXTRA_CLASS, _EXTRA_CONFIG), tmp_path / "out")
+    out = tmp_path / "out" / "lab"
+    classes = [d.data["metadata"]["name"] for d in load_documents(out / "platform" / "deviceclasses.yaml")]
+    assert "any-gpu.example" in classes
+    [config] = load_documents(out / "tenants" / "team" / "objects.yaml")
+    assert config.data == _EXTRA_CONFIG
+    kustomization = load_documents(out / "tenants" / "team" / "kustomization.yaml")[0].data
+    assert "objects.yaml" in kustomization["resources"]
+
+
+def test_object_next_to_the_platform_may_not_replace_a_generated_one(tmp_path: Path) -> None:
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
+    spec = _with_extra(tmp_path, namespace)
+    with pytest.raises(SpecError) as caught:
+        render_spec(spec, tmp_path / "out")
+    assert "Namespace team is written next to the Platform" in caught.value.problem
+    assert caught.value.location.source == str(spec)
+    assert caught.value.location.line is not None
+    assert not (tmp_path / "out").exists()

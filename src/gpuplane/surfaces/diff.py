@@ -22,7 +22,7 @@ _SIGN = {"added": "+", "removed": "-", "changed": "~"}
 
 def _manifests(spec: Path, engine: PolicyEngine) -> list[Manifest]:
     loaded = load_platform(spec)
-    tree = render_platform(loaded.platform, document=loaded.document, engine=engine)
+    tree = render_platform(loaded.platform, document=loaded.document, engine=engine, extra=loaded.others)
     result = tree.manifests()
     for file in tree.files:
         if file.path.endswith("/values.yaml"):

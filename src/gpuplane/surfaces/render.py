@@ -108,7 +108,7 @@ def render_spec(spec: Path, output: Path, *, engine: PolicyEngine = "vap") -> Re
     """Render the Platform in ``spec`` into ``output``; validate everything before writing."""
     check_output_folder(output, inputs=[spec], command="render")
     loaded: LoadedPlatform = load_platform(spec)
-    tree = render_platform(loaded.platform, document=loaded.document, engine=engine)
+    tree = render_platform(loaded.platform, document=loaded.document, engine=engine, extra=loaded.others)
     validated = validate_tree(tree, loaded.platform.spec.kubernetes_version)
     write_tree(tree, output)
     kinds: dict[str, int] = {}

@@ -20,6 +20,7 @@ gives the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from gpuplane.model.platform.rendered import MANAGED_BY, Manifest, manifest_from
 from gpuplane.model.platform.spec import ClusterSpec, Platform, Tenant
 from gpuplane.model.platform.tenancy import gpu_resource, job_template_manifests, tenant_manifests
 from gpuplane.model.platform.vcluster import vcluster_values
-from gpuplane.model.yamlio import Document, FieldPath
+from gpuplane.model.yamlio import Document, FieldPath, iter_objects
 
 __all__ = ["KIND_ORDER", "RenderedFile", "RenderedTree", "device_driver", "render_platform"]
 
@@ -99,15 +100,17 @@ def _sort_key(manifest: Manifest) -> tuple[int, str, str]:
 
 
 def render_platform(platform: Platform, *, document: Document | None = None, engine: PolicyEngine = "vap",
-                    problems: list[InputError] | None = None) -> RenderedTree:
+                    problems: list[InputError] | None = None, extra: Sequence[Document] = ()) -> RenderedTree:
     """Return every file of the rendered tree of ``platform``.
 
     With a ``problems`` list, a tenant whose ClusterQueue is invalid is
     recorded there and rendered without its queues, instead of raising.
+    ``extra`` holds the other documents of the spec's file; their objects
+    are written as they are into every cluster.
     """
     files: dict[str, RenderedFile] = {}
     for cluster in platform.spec.clusters:
-        _render_cluster(files, platform, cluster, document, engine, problems)
+        _render_cluster(files, platform, cluster, document, engine, problems, extra)
     return RenderedTree([files[path] for path in sorted(files)])
 
 
@@ -116,7 +119,8 @@ def _add(files: dict[str, RenderedFile], path: str, manifest: Manifest) -> None:
 
 
 def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
-                    document: Document | None, engine: PolicyEngine, problems: list[InputError] | None) -> None:
+                    document: Document | None, engine: PolicyEngine, problems: list[InputError] | None,
+                    extra: Sequence[Document]) -> None:
     root = cluster.name
     tenants = [(index, tenant) for index, tenant in enumerate(platform.spec.tenants)
                if (tenant.cluster or platform.spec.clusters[0].name) == cluster.name]
@@ -155,10 +159,35 @@ def _render_cluster(files: dict[str, RenderedFile], platform: Platform, cluster:
         if tenant.isolation == "vcluster":
             _add_vcluster(files, root, tenant, cluster)
 
+    _add_extra_objects(files, platform, cluster, extra)
     _add_simulation_inventory(files, platform, cluster, document, problems is not None)
     for file in files.values():
         file.manifests.sort(key=_sort_key)
     _add_kustomizations(files, root)
+
+
+def _add_extra_objects(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,
+                       extra: Sequence[Document]) -> None:
+    """Write the objects that sit next to the Platform in its file: into a tenant folder when their
+    namespace belongs to a tenant of the cluster, else into ``platform/``."""
+    if not extra:
+        return
+    owners = {namespace: tenant.name for tenant in platform.spec.tenants_of(cluster.name)
+              for namespace in tenant.namespace_names}
+    rendered = {(m.kind, m.namespace, m.name) for path, file in files.items()
+                if path.startswith(f"{cluster.name}/") for m in file.manifests}
+    for document, object_path, data in iter_objects(extra):
+        if not isinstance(data, dict):
+            continue
+        manifest = Manifest(data=data, document=document, path=object_path, cluster=cluster.name)
+        if (manifest.kind, manifest.namespace, manifest.name) in rendered:
+            raise SpecError(problem=f"{manifest.ref} is written next to the Platform, but the Platform already "
+                            f"generates an object of that kind and name for cluster {cluster.name}.",
+                            location=manifest.locate(("metadata", "name")),
+                            hint="Rename the object, or drop it and let the Platform generate it.")
+        owner = owners.get(manifest.namespace or "")
+        folder = f"{cluster.name}/tenants/{owner}" if owner else f"{cluster.name}/platform"
+        _add(files, f"{folder}/{_FILE_OF_KIND.get(manifest.kind, 'objects.yaml')}", manifest)
 
 
 def _add_simulation_inventory(files: dict[str, RenderedFile], platform: Platform, cluster: ClusterSpec,

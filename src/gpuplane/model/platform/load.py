@@ -37,9 +37,11 @@ GPUPLANE_KINDS = ("Platform", "Scenario")
 class LoadedPlatform:
     """A Platform document with the parsed YAML it came from (for error locations)."""
 
-    def __init__(self, platform: Platform, document: Document) -> None:
+    def __init__(self, platform: Platform, document: Document, others: Sequence[Document] = ()) -> None:
         self.platform = platform
         self.document = document
+        self.others = list(others)
+        """The other documents of the Platform's file: Kubernetes objects that go with the platform."""
 
     @property
     def source(self) -> str:
@@ -108,7 +110,9 @@ def load_platform(path: Path) -> LoadedPlatform:
         raise SpecError(problem=f"Expected exactly one Platform document, found {len(platforms)}.",
                         location=Location(source=str(path)),
                         hint="Put one `kind: Platform` document in the file.")
-    return read_platform(platforms[0])
+    loaded = read_platform(platforms[0])
+    loaded.others = [d for d in documents if not _is_platform(d.data)]
+    return loaded
 
 
 def load_platform_objects(path: Path, *, cluster: str | None = None) -> ObjectSet:
