@@ -304,6 +304,9 @@ def test_step_budget_stops_hopeless_search() -> None:
     assert outcome.status is AllocationStatus.UNSCHEDULABLE
     assert outcome.budget_exhausted
     assert outcome.steps > 500
+    # The reason still says what is short: 13 devices asked for, 12 on the node.
+    assert outcome.reason.startswith("node node-1: every request can be met on its own")
+    assert outcome.reason.endswith(f"(the device search stopped at its step budget, after {outcome.steps} steps)")
 
 
 def test_calls_share_caches_but_not_state() -> None:

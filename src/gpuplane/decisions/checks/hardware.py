@@ -15,10 +15,20 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gpuplane.decisions.checks.base import CheckInput, amount, selector_matches
+from gpuplane.decisions.devices.allocator import Allocator
 from gpuplane.decisions.devices.cel import CelError, SelectorEngine
+from gpuplane.decisions.devices.outcome import AllocationStatus
+from gpuplane.decisions.devices.pools import NodeInfo
 from gpuplane.decisions.devices.quota import ClusterDevices
 from gpuplane.model.manifests import typed_object
-from gpuplane.model.objects.resource import DeviceClass, ExactDeviceRequest, ResourceSlice
+from gpuplane.model.objects.base import ObjectMeta
+from gpuplane.model.objects.resource import (
+    DeviceClass,
+    ExactDeviceRequest,
+    ResourceClaim,
+    ResourceClaimSpec,
+    ResourceSlice,
+)
 from gpuplane.model.platform.rendered import Manifest
 
 __all__ = ["ClusterHardware"]
@@ -45,6 +55,7 @@ class ClusterHardware:
         self.classes = {obj.metadata.name: obj for manifest, obj in
                         _typed(self.check.of_kind("DeviceClass"), DeviceClass)
                         if manifest.cluster in (self.cluster, None)}
+        self._allocator: Allocator | None = None
 
     def capacity(self, node_labels: Mapping[str, Any], resource: str) -> int | None:
         """Return how much of ``resource`` the nodes with ``node_labels`` offer, or None when that is unknown.
@@ -60,6 +71,34 @@ class ClusterHardware:
         if any(resource in _allocatable(node) for node in self.nodes) or not self.slices:
             return sum(amount(resource, _allocatable(node).get(resource)) or 0 for node in nodes)
         return None
+
+    def unfit_claim(self, name: str, spec: ResourceClaimSpec) -> tuple[str, bool] | None:
+        """Return why no node of the cluster can allocate a claim with ``spec``, or None when one can.
+
+        Each node is tried on its own with all its devices free, the way the
+        scheduler's allocator would try it on an empty cluster. The flag is
+        True when the claim itself is wrong (a missing class, a selector that
+        fails), which no hardware fixes. None is also returned when the
+        cluster publishes no devices, since then there is nothing to check
+        against.
+        """
+        if not self.slices or not self.nodes:
+            return None
+        if self._allocator is None:
+            self._allocator = Allocator([slice_ for _, slice_ in self.slices], self.classes, engine=self.engine)
+        claim = ResourceClaim(metadata=ObjectMeta(name=name), spec=spec)
+        unfit = []
+        for node in self.nodes:
+            outcome = self._allocator.allocate(NodeInfo(node.name, dict(node.labels)), [claim])
+            if outcome.status is AllocationStatus.ALLOCATED:
+                return None
+            if outcome.status is AllocationStatus.ATTEMPT_ERROR:
+                return outcome.reason, True
+            unfit.append(outcome)
+        detail = unfit[0].reason
+        others = len(unfit) - 1
+        tail = f"; the other {others} node(s) fail too" if others else ""
+        return f"none of the {len(unfit)} node(s) can allocate it; {detail}{tail}", False
 
     def _device_count(self, node_names: set[str], classes: Sequence[str]) -> int | None:
         known = [name for name in classes if name in self.classes]

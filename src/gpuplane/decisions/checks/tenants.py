@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from gpuplane.decisions.checks.base import CheckInput, Finding, Rule, Severity, amount, pod_templates
+from gpuplane.decisions.checks.hardware import ClusterHardware
+from gpuplane.model.manifests import typed_object
+from gpuplane.model.objects.resource import ResourceClaim, ResourceClaimSpec, ResourceClaimTemplate
 from gpuplane.model.platform.rendered import Manifest
 from gpuplane.model.validation import validate_object
 
@@ -104,12 +108,47 @@ def _unsatisfiable_devices(check: CheckInput) -> Iterator[Finding]:
                                      "Split the work over more pods (a gang), or add nodes with more devices.",
                                      manifest.locate((*template.path, "spec", "containers")), manifest=manifest)
     yield from _device_classes_without_devices(check)
+    yield from _unallocatable_claims(check)
+
+
+def _unallocatable_claims(check: CheckInput) -> Iterator[Finding]:
+    """Report claim templates and claims that no node's devices can satisfy.
+
+    A spec places one template in every tenant namespace; the finding is given
+    once per cluster and template body, naming the namespaces.
+    """
+    hardware: dict[str | None, ClusterHardware] = {}
+    groups: dict[tuple[str | None, str, str], list[tuple[Manifest, ResourceClaimSpec]]] = {}
+    for manifest in check.of_kind("ResourceClaimTemplate", "ResourceClaim"):
+        obj = typed_object(manifest.data)
+        if isinstance(obj, ResourceClaimTemplate):
+            spec = obj.spec.spec
+        elif isinstance(obj, ResourceClaim):
+            if obj.status.allocation is not None:
+                continue
+            spec = obj.spec
+        else:
+            continue  # an invalid object is left to the schema rule
+        key = (manifest.cluster, manifest.kind, json.dumps(manifest.data.get("spec"), sort_keys=True))
+        groups.setdefault(key, []).append((manifest, spec))
+    for (cluster, kind, _), members in groups.items():
+        manifest, spec = members[0]
+        if cluster not in hardware:
+            hardware[cluster] = ClusterHardware(check, cluster)
+        unfit = hardware[cluster].unfit_claim(manifest.name, spec)
+        if unfit is None:
+            continue
+        reason, claim_error = unfit
+        fix = ("Create the DeviceClass it names, or correct its deviceClassName and selectors." if claim_error else
+               "Loosen the request (count, selectors, constraints), or add nodes whose devices match it.")
+        namespaces = sorted({member.namespace or "" for member, _ in members})
+        where = f" in namespace(s) {', '.join(namespaces)}" if any(namespaces) else ""
+        on = f" of cluster {cluster}" if cluster else ""
+        yield D1.finding(f"{kind} {manifest.name}{where}{on} asks for devices that no node can provide: {reason}.",
+                         fix, manifest.locate(("spec",)), manifest=manifest)
 
 
 def _device_classes_without_devices(check: CheckInput) -> Iterator[Finding]:
-    # NOTE: there is no DRA inventory (ResourceSlices per node pool) yet, so
-    # this only checks that the cluster has a GPU pool, not that a class's
-    # selector or a claim's CEL selector matches a device.
     if check.platform is None:
         return
     spec = check.platform.spec

@@ -92,10 +92,10 @@ class Allocator:
             return AllocationOutcome(AllocationStatus.ATTEMPT_ERROR, node.name, reason=str(error),
                                      steps=search.steps)
         except BudgetExhaustedError:
-            reason = (f"node {node.name}: the device search stopped after {search.steps} steps "
-                      "without a result (the step budget); the claims may still fit")
-            return AllocationOutcome(AllocationStatus.UNSCHEDULABLE, node.name, reason=reason,
-                                     steps=search.steps, budget_exhausted=True)
+            # The survey that explains a failed search also tells whether the claims could fit at all.
+            stopped = f" (the device search stopped at its step budget, after {search.steps} steps)"
+            return AllocationOutcome(AllocationStatus.UNSCHEDULABLE, node.name, steps=search.steps,
+                                     explain=lambda: self._explain(search) + stopped, budget_exhausted=True)
         if found:
             try:
                 allocations = self._allocations(search)
